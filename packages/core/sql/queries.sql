@@ -1,0 +1,129 @@
+-- Every statement proc runs. JobManager is the only code that uses these names.
+-- {{schema}} is replaced by the configured schema; parameters are always $n.
+
+-- name: defer_jobs
+-- Insert a batch of jobs atomically ($1: JSON array), returning their ids in order.
+SELECT id FROM {{schema}}.defer_jobs_v1($1::jsonb) AS id;
+
+-- name: fetch_jobs
+-- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1.
+SELECT * FROM {{schema}}.fetch_jobs_v1($1::bigint, $2::text[], $3::integer);
+
+-- name: complete_jobs
+-- Mark jobs succeeded (or delete them with $4) with their results.
+SELECT id FROM {{schema}}.complete_jobs_v1($1::bigint, $2::bigint[], $3::jsonb[], $4::boolean) AS id;
+
+-- name: fail_job
+-- End a failed run: final status, or back to todo for a retry.
+SELECT {{schema}}.fail_job_v1($1::bigint, $2::bigint, $3::{{schema}}.job_status, $4::jsonb, $5::timestamptz, $6::text, $7::integer, $8::text, $9::boolean) AS status;
+
+-- name: retry_job
+-- Put a job that is not todo back to todo (manual retry, stalled recovery).
+SELECT * FROM {{schema}}.retry_job_v1($1::bigint, $2::timestamptz, $3::text, $4::integer, $5::text);
+
+-- name: cancel_job
+-- Cancel a todo job or ask a doing job to abort.
+SELECT {{schema}}.cancel_job_v1($1::bigint, $2::boolean, $3::boolean) AS status;
+
+-- name: get_job
+-- One job by id.
+SELECT * FROM {{schema}}.jobs WHERE id = $1::bigint;
+
+-- name: list_jobs
+-- Jobs matching optional filters, newest first, keyset-paginated by id ($7: before id).
+SELECT * FROM {{schema}}.jobs
+WHERE ($1::text IS NULL OR queue_name = $1)
+  AND ($2::text IS NULL OR task_name = $2)
+  AND ($3::{{schema}}.job_status[] IS NULL OR status = ANY ($3))
+  AND ($4::text IS NULL OR lock = $4)
+  AND ($5::text IS NULL OR queueing_lock = $5)
+  AND ($6::bigint IS NULL OR id = $6)
+  AND ($7::bigint IS NULL OR id < $7)
+ORDER BY id DESC
+LIMIT $8::integer;
+
+-- name: get_stalled_jobs
+-- Doing jobs whose worker stopped heartbeating (or, legacy, running too long).
+SELECT * FROM {{schema}}.get_stalled_jobs_v1($1::double precision, $2::double precision, $3::text, $4::text);
+
+-- name: delete_old_jobs
+-- Delete finished jobs older than $1 hours with one of the statuses $2.
+WITH deleted AS (
+  DELETE FROM {{schema}}.jobs
+  WHERE finished_at < now() - make_interval(hours => $1::integer)
+    AND status = ANY ($2::{{schema}}.job_status[])
+  RETURNING 1
+)
+SELECT count(*)::integer AS count FROM deleted;
+
+-- name: list_queues
+-- Per-queue counts by status.
+SELECT queue_name AS name,
+       count(*) FILTER (WHERE status = 'todo')::integer AS todo,
+       count(*) FILTER (WHERE status = 'doing')::integer AS doing,
+       count(*) FILTER (WHERE status = 'succeeded')::integer AS succeeded,
+       count(*) FILTER (WHERE status = 'failed')::integer AS failed,
+       count(*) FILTER (WHERE status = 'cancelled')::integer AS cancelled,
+       count(*) FILTER (WHERE status = 'aborted')::integer AS aborted
+FROM {{schema}}.jobs GROUP BY queue_name ORDER BY queue_name;
+
+-- name: list_tasks
+-- Per-task counts by status.
+SELECT task_name AS name,
+       count(*) FILTER (WHERE status = 'todo')::integer AS todo,
+       count(*) FILTER (WHERE status = 'doing')::integer AS doing,
+       count(*) FILTER (WHERE status = 'succeeded')::integer AS succeeded,
+       count(*) FILTER (WHERE status = 'failed')::integer AS failed,
+       count(*) FILTER (WHERE status = 'cancelled')::integer AS cancelled,
+       count(*) FILTER (WHERE status = 'aborted')::integer AS aborted
+FROM {{schema}}.jobs GROUP BY task_name ORDER BY task_name;
+
+-- name: list_locks
+-- Locks of waiting or running jobs, with counts.
+SELECT lock AS name,
+       count(*) FILTER (WHERE status = 'todo')::integer AS todo,
+       count(*) FILTER (WHERE status = 'doing')::integer AS doing
+FROM {{schema}}.jobs WHERE status IN ('todo', 'doing') AND lock IS NOT NULL
+GROUP BY lock ORDER BY lock;
+
+-- name: list_workers
+-- Registered workers with their number of doing jobs.
+SELECT w.*, (SELECT count(*) FROM {{schema}}.jobs j WHERE j.worker_id = w.id AND j.status = 'doing')::integer AS doing
+FROM {{schema}}.workers w ORDER BY w.id;
+
+-- name: register_worker
+-- Add a worker row; returns its id.
+SELECT {{schema}}.register_worker_v1($1::text, $2::text, $3::integer, $4::text[], $5::integer) AS id;
+
+-- name: heartbeat_worker
+-- Beat; says whether the row exists and which of its jobs should abort.
+SELECT * FROM {{schema}}.heartbeat_worker_v1($1::bigint);
+
+-- name: unregister_worker
+-- Remove a worker row on graceful stop.
+SELECT {{schema}}.unregister_worker_v1($1::bigint);
+
+-- name: prune_workers
+-- Remove worker rows silent for more than $1 seconds.
+SELECT id FROM {{schema}}.prune_workers_v1($1::double precision) AS id;
+
+-- name: next_scheduled_at
+-- The earliest future scheduled_at of todo jobs in queues $1 (NULL = all).
+SELECT min(scheduled_at) AS at FROM {{schema}}.jobs
+WHERE status = 'todo' AND scheduled_at > now() AND ($1::text[] IS NULL OR queue_name = ANY ($1));
+
+-- name: abort_requested_jobs
+-- Ids among $1 whose abort was requested (abort polling without LISTEN).
+SELECT id FROM {{schema}}.jobs WHERE id = ANY ($1::bigint[]) AND status = 'doing' AND abort_requested;
+
+-- name: job_statuses
+-- Status, result and error of jobs $1 (waitForJob).
+SELECT id, status, result, error FROM {{schema}}.jobs WHERE id = ANY ($1::bigint[]);
+
+-- name: defer_periodic_job
+-- Defer one periodic tick exactly once; NULL when already deferred or locked.
+SELECT {{schema}}.defer_periodic_job_v1($1::text, $2::text, $3::bigint, $4::jsonb) AS id;
+
+-- name: last_periodic_tick
+-- The latest tick deferred for a periodic task.
+SELECT {{schema}}.last_periodic_tick_v1($1::text, $2::text) AS tick;

@@ -1,0 +1,463 @@
+-- The complete proc schema at the latest migration. A test applies every file in
+-- migrations/ to one database and this file to another and compares the catalogues:
+-- they must be equal. Never edit a released migration; append a new one and update
+-- this file to match.
+--
+-- {{schema}} is replaced by the configured (validated, quoted) schema name and
+-- {{channel}} by the NOTIFY channel name derived from it.
+--
+-- Functions carry a version suffix (_v1): when a migration changes one, it adds _v2
+-- and keeps _v1 until a later release, so old and new workers can run side by side
+-- during a rolling deploy.
+
+CREATE SCHEMA IF NOT EXISTS {{schema}};
+
+CREATE TYPE {{schema}}.job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed', 'cancelled', 'aborted');
+
+CREATE TABLE {{schema}}.workers (
+  id bigserial PRIMARY KEY,
+  name text NOT NULL,
+  host text NOT NULL,
+  pid integer NOT NULL,
+  queues text[],
+  concurrency integer NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  last_heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX workers_last_heartbeat_at_idx ON {{schema}}.workers (last_heartbeat_at);
+
+CREATE TABLE {{schema}}.jobs (
+  id bigserial PRIMARY KEY,
+  queue_name text NOT NULL CHECK (length(queue_name) BETWEEN 1 AND 128),
+  task_name text NOT NULL CHECK (length(task_name) BETWEEN 1 AND 128),
+  priority integer NOT NULL DEFAULT 0,
+  lock text CHECK (length(lock) BETWEEN 1 AND 256),
+  queueing_lock text CHECK (length(queueing_lock) BETWEEN 1 AND 256),
+  args jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(args) = 'object'),
+  status {{schema}}.job_status NOT NULL DEFAULT 'todo',
+  scheduled_at timestamptz,
+  attempts integer NOT NULL DEFAULT 0,
+  stalled_count integer NOT NULL DEFAULT 0,
+  -- Set while the job is doing and cleared when it finishes, so that deleting a
+  -- worker row never has to rewrite finished jobs (there is deliberately no foreign
+  -- key with ON DELETE SET NULL: see Procrastinate issue #1454). The worker that ran
+  -- each attempt is kept in the job's events instead.
+  worker_id bigint,
+  abort_requested boolean NOT NULL DEFAULT false,
+  result jsonb,
+  error jsonb,
+  -- The job's history: an array of {"type", "at", ...} objects appended by every
+  -- function that changes the job. Kept on the row rather than in a side table so
+  -- that history costs no extra index or insert on the hot paths (defer, fetch,
+  -- finish); it is deleted with the job.
+  events jsonb NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  started_at timestamptz,
+  finished_at timestamptz
+);
+
+-- Fetch: workers scan ready jobs by priority desc, id asc. Partial, so finished jobs
+-- (the bulk of a long-lived table) are not in it and cost nothing to skip.
+CREATE INDEX jobs_fetch_idx ON {{schema}}.jobs (priority DESC, id ASC) WHERE status = 'todo';
+-- Fetch for workers that listen to a few queues of a busy table.
+CREATE INDEX jobs_queue_fetch_idx ON {{schema}}.jobs (queue_name, priority DESC, id ASC) WHERE status = 'todo';
+-- The earliest future job (worker timers) and ready scheduled jobs.
+CREATE INDEX jobs_scheduled_at_idx ON {{schema}}.jobs (scheduled_at) WHERE status = 'todo' AND scheduled_at IS NOT NULL;
+-- Locks: at most one doing job per lock, enforced across all processes.
+CREATE UNIQUE INDEX jobs_lock_idx ON {{schema}}.jobs (lock) WHERE status = 'doing' AND lock IS NOT NULL;
+-- The lock-order check during fetch looks up the other todo/doing jobs of a lock.
+CREATE INDEX jobs_lock_order_idx ON {{schema}}.jobs (lock, priority DESC, id ASC) WHERE status IN ('todo', 'doing') AND lock IS NOT NULL;
+-- Queueing locks: at most one todo job per queueing lock.
+CREATE UNIQUE INDEX jobs_queueing_lock_idx ON {{schema}}.jobs (queueing_lock) WHERE status = 'todo' AND queueing_lock IS NOT NULL;
+-- Stalled-job detection and abort polling look up doing jobs by worker.
+CREATE INDEX jobs_worker_id_idx ON {{schema}}.jobs (worker_id) WHERE status = 'doing';
+-- Cleanup of old finished jobs.
+CREATE INDEX jobs_finished_at_idx ON {{schema}}.jobs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- Periodic-task dedup: the primary key makes each (task, periodic id, tick) deferrable
+-- exactly once, whatever the number of schedulers racing for it.
+CREATE TABLE {{schema}}.periodic_defers (
+  task_name text NOT NULL,
+  periodic_id text NOT NULL,
+  defer_timestamp bigint NOT NULL,
+  job_id bigint,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (task_name, periodic_id, defer_timestamp)
+);
+
+-- Defer a batch of jobs atomically. p_jobs is a JSON array of objects with keys
+-- queue, task, priority, lock, queueing_lock, args, scheduled_at. One statement: a
+-- queueing-lock conflict anywhere in the batch raises unique_violation on
+-- jobs_queueing_lock_idx and nothing is inserted. One NOTIFY per distinct queue (per
+-- transaction; Postgres folds duplicates), fired on commit.
+CREATE FUNCTION {{schema}}.defer_jobs_v1(p_jobs jsonb)
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+  WITH inserted AS (
+    INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, events)
+    SELECT j.queue, j.task, coalesce(j.priority, 0), j.lock, j.queueing_lock, coalesce(j.args, '{}'),
+           j.scheduled_at,
+           jsonb_build_array(jsonb_build_object('type', 'deferred', 'at', now()))
+    FROM ROWS FROM (jsonb_to_recordset(p_jobs)
+         AS (queue text, task text, priority integer, lock text, queueing_lock text, args jsonb, scheduled_at timestamptz))
+         WITH ORDINALITY AS j(queue, task, priority, lock, queueing_lock, args, scheduled_at, ord)
+    ORDER BY j.ord
+    RETURNING id, queue_name, scheduled_at
+  ), notified AS (
+    -- "at" is set only when every new job of the queue is in the future, so that a
+    -- worker can arm a timer instead of fetching for nothing.
+    SELECT pg_notify('{{channel}}', json_build_object(
+             'type', 'job', 'queue', queue_name,
+             'at', CASE WHEN bool_and(scheduled_at > now()) THEN min(scheduled_at) END)::text)
+    FROM inserted
+    GROUP BY queue_name
+  )
+  -- Referencing "notified" makes Postgres run it (an unreferenced SELECT CTE is skipped).
+  SELECT id FROM inserted WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+$$;
+
+-- Claim up to p_limit ready jobs for worker p_worker_id in one round trip.
+-- A job with a lock is eligible only when no other job of that lock is doing and no
+-- other ready todo job of that lock is ahead of it (priority desc, id asc). Jobs
+-- scheduled in the future are not ready and so do not block their lock. Because a
+-- claimed head stays visible as todo to concurrent fetchers until it commits, they
+-- skip the rest of that lock instead of racing for it; jobs_lock_idx is the backstop
+-- (the caller retries a fetch that hits it).
+CREATE FUNCTION {{schema}}.fetch_jobs_v1(p_worker_id bigint, p_queues text[], p_limit integer)
+RETURNS SETOF {{schema}}.jobs
+LANGUAGE sql
+AS $$
+  WITH candidates AS (
+    SELECT j.id
+    FROM {{schema}}.jobs j
+    WHERE j.status = 'todo'
+      AND (p_queues IS NULL OR j.queue_name = ANY (p_queues))
+      AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+      AND (j.lock IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {{schema}}.jobs o
+        WHERE o.lock = j.lock
+          AND o.id <> j.id
+          AND o.status IN ('todo', 'doing')
+          AND (o.status = 'doing'
+               OR ((o.scheduled_at IS NULL OR o.scheduled_at <= now())
+                   AND (o.priority > j.priority OR (o.priority = j.priority AND o.id < j.id))))))
+    ORDER BY j.priority DESC, j.id ASC
+    LIMIT p_limit
+    FOR UPDATE OF j SKIP LOCKED
+  )
+  UPDATE {{schema}}.jobs j
+  SET status = 'doing',
+      worker_id = p_worker_id,
+      attempts = j.attempts + 1,
+      abort_requested = false,
+      started_at = now(),
+      events = j.events || jsonb_build_object('type', 'started', 'at', now(), 'worker_id', p_worker_id)
+  FROM candidates c
+  WHERE j.id = c.id
+  RETURNING j.*;
+$$;
+
+-- Mark jobs succeeded in one call. Only jobs still doing on p_worker_id are touched:
+-- a job that was recovered as stalled and handed to another worker keeps its new
+-- state. p_delete drops the rows instead (worker option deleteJobs). Returns the ids
+-- that were finished, and tells waiters (waitForJob) on channel {{channel}}_done.
+CREATE FUNCTION {{schema}}.complete_jobs_v1(p_worker_id bigint, p_ids bigint[], p_results jsonb[], p_delete boolean)
+RETURNS SETOF bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_ids bigint[];
+BEGIN
+  IF p_delete THEN
+    WITH d AS (
+      DELETE FROM {{schema}}.jobs j
+      WHERE j.id = ANY (p_ids) AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+      RETURNING j.id
+    ) SELECT array_agg(id) INTO v_ids FROM d;
+  ELSE
+    WITH u AS (
+      UPDATE {{schema}}.jobs j
+      SET status = 'succeeded',
+          result = r.result,
+          worker_id = NULL,
+          abort_requested = false,
+          finished_at = now(),
+          events = j.events || jsonb_build_object('type', 'succeeded', 'at', now())
+      FROM unnest(p_ids, p_results) AS r(id, result)
+      WHERE j.id = r.id AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+      RETURNING j.id
+    ) SELECT array_agg(id) INTO v_ids FROM u;
+  END IF;
+  PERFORM {{schema}}.notify_done_v1(v_ids, 'succeeded');
+  RETURN QUERY SELECT unnest(v_ids);
+END;
+$$;
+
+-- Tell waiters that jobs reached a final status: {"status", "ids"} payloads, split so
+-- each stays well under NOTIFY's 8000-byte limit.
+CREATE FUNCTION {{schema}}.notify_done_v1(p_ids bigint[], p_status text)
+RETURNS void
+LANGUAGE sql
+AS $$
+  SELECT pg_notify('{{channel}}_done', json_build_object('status', p_status, 'ids', array_agg(id))::text)
+  FROM unnest(p_ids) WITH ORDINALITY AS t(id, n)
+  GROUP BY (n - 1) / 400;
+$$;
+
+-- End a doing job that did not succeed: p_status is 'failed' or 'aborted' (final), or
+-- 'todo' to retry it at p_retry_at with optionally a new queue, priority or lock.
+-- p_error is the error as JSON. Returns the job's new status, or NULL when the job
+-- was no longer doing on this worker.
+CREATE FUNCTION {{schema}}.fail_job_v1(
+  p_worker_id bigint, p_id bigint, p_status {{schema}}.job_status, p_error jsonb,
+  p_retry_at timestamptz, p_queue text, p_priority integer, p_lock text, p_delete boolean)
+RETURNS {{schema}}.job_status
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_status {{schema}}.job_status;
+  v_queue text;
+  v_conflict boolean;
+BEGIN
+  IF p_status = 'todo' THEN
+    -- A newer todo job may hold this job's queueing lock by now: the retry then
+    -- drops it (the rule is explained at retry_job_v1).
+    SELECT EXISTS (SELECT 1 FROM {{schema}}.jobs o
+                   WHERE o.queueing_lock = j.queueing_lock AND o.status = 'todo' AND o.id <> j.id)
+    INTO v_conflict FROM {{schema}}.jobs j WHERE j.id = p_id;
+    LOOP
+      BEGIN
+        UPDATE {{schema}}.jobs j
+        SET status = 'todo',
+            scheduled_at = p_retry_at,
+            queue_name = coalesce(p_queue, j.queue_name),
+            priority = coalesce(p_priority, j.priority),
+            lock = coalesce(p_lock, j.lock),
+            queueing_lock = CASE WHEN v_conflict THEN NULL ELSE j.queueing_lock END,
+            worker_id = NULL,
+            abort_requested = false,
+            error = p_error,
+            events = j.events || jsonb_build_object('type', 'deferred_for_retry', 'at', now(), 'error', p_error,
+                                                    'retry_at', coalesce(p_retry_at, now()))
+        WHERE j.id = p_id AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+        RETURNING j.status, j.queue_name INTO v_status, v_queue;
+        EXIT;
+      EXCEPTION WHEN unique_violation THEN
+        -- A concurrent defer took the queueing lock between the check and the update.
+        IF v_conflict THEN RAISE; END IF;
+        v_conflict := true;
+      END;
+    END LOOP;
+    IF v_status IS NOT NULL THEN
+      PERFORM pg_notify('{{channel}}', json_build_object('type', 'job', 'queue', v_queue,
+              'at', CASE WHEN p_retry_at > now() THEN p_retry_at END)::text);
+    END IF;
+  ELSIF p_delete THEN
+    DELETE FROM {{schema}}.jobs j
+    WHERE j.id = p_id AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+    RETURNING p_status INTO v_status;
+  ELSE
+    UPDATE {{schema}}.jobs j
+    SET status = p_status,
+        worker_id = NULL,
+        error = p_error,
+        finished_at = now(),
+        events = j.events || jsonb_build_object('type', p_status::text, 'at', now(), 'error', p_error)
+    WHERE j.id = p_id AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+    RETURNING j.status INTO v_status;
+  END IF;
+  IF v_status IS NOT NULL AND v_status <> 'todo' THEN
+    PERFORM {{schema}}.notify_done_v1(ARRAY[p_id], v_status::text);
+  END IF;
+  RETURN v_status;
+END;
+$$;
+
+-- Put a job back to todo by hand or for stalled recovery (any status but todo).
+-- Retrying a doing job counts as a stalled recovery (stalled_count + 1).
+-- Rule for queueing locks (Procrastinate #1446, #1543): a queueing lock only guards
+-- todo jobs, so when a newer todo job holds this job's queueing lock, this job is
+-- retried without its queueing lock. Both jobs run; neither is lost and nothing
+-- raises.
+CREATE FUNCTION {{schema}}.retry_job_v1(p_id bigint, p_retry_at timestamptz, p_queue text, p_priority integer, p_lock text)
+RETURNS SETOF {{schema}}.jobs
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_conflict boolean;
+  v_job {{schema}}.jobs;
+BEGIN
+  SELECT EXISTS (SELECT 1 FROM {{schema}}.jobs o
+                 WHERE o.queueing_lock = j.queueing_lock AND o.status = 'todo' AND o.id <> j.id)
+  INTO v_conflict FROM {{schema}}.jobs j WHERE j.id = p_id;
+  LOOP
+    BEGIN
+      UPDATE {{schema}}.jobs j
+      SET status = 'todo',
+          scheduled_at = p_retry_at,
+          queue_name = coalesce(p_queue, j.queue_name),
+          priority = coalesce(p_priority, j.priority),
+          lock = coalesce(p_lock, j.lock),
+          queueing_lock = CASE WHEN v_conflict THEN NULL ELSE j.queueing_lock END,
+          stalled_count = j.stalled_count + CASE WHEN j.status = 'doing' THEN 1 ELSE 0 END,
+          worker_id = NULL,
+          abort_requested = false,
+          finished_at = NULL,
+          events = j.events || jsonb_build_object(
+            'type', 'retried', 'at', now(), 'from', j.status::text, 'worker_id', j.worker_id,
+            'queueing_lock_dropped', v_conflict AND j.queueing_lock IS NOT NULL)
+      WHERE j.id = p_id AND j.status <> 'todo'
+      RETURNING j.* INTO v_job;
+      EXIT;
+    EXCEPTION WHEN unique_violation THEN
+      -- A concurrent defer took the queueing lock between the check and the update.
+      IF v_conflict THEN RAISE; END IF;
+      v_conflict := true;
+    END;
+  END LOOP;
+  IF v_job.id IS NOT NULL THEN
+    PERFORM pg_notify('{{channel}}', json_build_object('type', 'job', 'queue', v_job.queue_name,
+            'at', CASE WHEN p_retry_at > now() THEN p_retry_at END)::text);
+    RETURN NEXT v_job;
+  END IF;
+END;
+$$;
+
+-- Cancel a todo job (cancelled, or deleted with p_delete) or, with p_abort, ask a
+-- doing job to abort: its worker is told by NOTIFY and by abort polling. Returns the
+-- job's status afterwards (NULL when there is no such job; 'todo' never).
+CREATE FUNCTION {{schema}}.cancel_job_v1(p_id bigint, p_abort boolean, p_delete boolean)
+RETURNS {{schema}}.job_status
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_status {{schema}}.job_status;
+BEGIN
+  IF p_delete THEN
+    DELETE FROM {{schema}}.jobs WHERE id = p_id AND status = 'todo' RETURNING 'cancelled'::{{schema}}.job_status INTO v_status;
+  ELSE
+    UPDATE {{schema}}.jobs j
+    SET status = 'cancelled', finished_at = now(),
+        events = j.events || jsonb_build_object('type', 'cancelled', 'at', now())
+    WHERE j.id = p_id AND j.status = 'todo'
+    RETURNING j.status INTO v_status;
+  END IF;
+  IF v_status IS NOT NULL THEN
+    PERFORM {{schema}}.notify_done_v1(ARRAY[p_id], 'cancelled');
+    RETURN v_status;
+  END IF;
+  IF p_abort THEN
+    UPDATE {{schema}}.jobs j
+    SET abort_requested = true,
+        events = j.events || jsonb_build_object('type', 'abort_requested', 'at', now())
+    WHERE j.id = p_id AND j.status = 'doing' AND NOT j.abort_requested
+    RETURNING j.status INTO v_status;
+    IF v_status IS NOT NULL THEN
+      PERFORM pg_notify('{{channel}}', json_build_object('type', 'abort', 'id', p_id)::text);
+    END IF;
+  END IF;
+  SELECT status INTO v_status FROM {{schema}}.jobs WHERE id = p_id;
+  RETURN v_status;
+END;
+$$;
+
+CREATE FUNCTION {{schema}}.register_worker_v1(p_name text, p_host text, p_pid integer, p_queues text[], p_concurrency integer)
+RETURNS bigint
+LANGUAGE sql
+AS $$
+  INSERT INTO {{schema}}.workers (name, host, pid, queues, concurrency)
+  VALUES (p_name, p_host, p_pid, p_queues, p_concurrency)
+  RETURNING id;
+$$;
+
+-- Heartbeat: says whether the worker row still exists (it is re-registered when it
+-- was pruned) and returns the ids of this worker's doing jobs that were asked to
+-- abort, so that abort polling can ride on the heartbeat when LISTEN is off.
+CREATE FUNCTION {{schema}}.heartbeat_worker_v1(p_worker_id bigint)
+RETURNS TABLE (worker_found boolean, abort_job_ids bigint[])
+LANGUAGE sql
+AS $$
+  WITH hb AS (
+    UPDATE {{schema}}.workers SET last_heartbeat_at = now() WHERE id = p_worker_id RETURNING id
+  )
+  SELECT EXISTS (SELECT 1 FROM hb),
+         coalesce((SELECT array_agg(id) FROM {{schema}}.jobs
+                   WHERE worker_id = p_worker_id AND status = 'doing' AND abort_requested), '{}');
+$$;
+
+CREATE FUNCTION {{schema}}.unregister_worker_v1(p_worker_id bigint)
+RETURNS void
+LANGUAGE sql
+AS $$
+  DELETE FROM {{schema}}.workers WHERE id = p_worker_id;
+$$;
+
+-- Doing jobs whose worker is gone: its heartbeat is older than p_heartbeat_seconds or
+-- its row no longer exists. With p_nb_seconds (legacy mode), jobs that started more
+-- than that many seconds ago instead.
+CREATE FUNCTION {{schema}}.get_stalled_jobs_v1(p_heartbeat_seconds double precision, p_nb_seconds double precision,
+                                              p_queue text, p_task text)
+RETURNS SETOF {{schema}}.jobs
+LANGUAGE sql
+AS $$
+  SELECT j.*
+  FROM {{schema}}.jobs j
+  LEFT JOIN {{schema}}.workers w ON w.id = j.worker_id
+  WHERE j.status = 'doing'
+    AND (p_queue IS NULL OR j.queue_name = p_queue)
+    AND (p_task IS NULL OR j.task_name = p_task)
+    AND CASE WHEN p_nb_seconds IS NOT NULL
+             THEN j.started_at < now() - make_interval(secs => p_nb_seconds)
+             ELSE w.id IS NULL OR w.last_heartbeat_at < now() - make_interval(secs => p_heartbeat_seconds)
+        END
+  ORDER BY j.id;
+$$;
+
+-- Remove worker rows whose heartbeat is older than p_seconds. Their doing jobs become
+-- stalled (worker row gone); they are not touched here.
+CREATE FUNCTION {{schema}}.prune_workers_v1(p_seconds double precision)
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+  DELETE FROM {{schema}}.workers WHERE last_heartbeat_at < now() - make_interval(secs => p_seconds) RETURNING id;
+$$;
+
+-- Defer the job of one periodic tick exactly once across every scheduler. Returns the
+-- new job id; NULL when the tick was already deferred by someone else or when the
+-- task's queueing lock is taken (the tick is then skipped, not retried).
+CREATE FUNCTION {{schema}}.defer_periodic_job_v1(p_task text, p_periodic_id text, p_timestamp bigint, p_job jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  INSERT INTO {{schema}}.periodic_defers (task_name, periodic_id, defer_timestamp)
+  VALUES (p_task, p_periodic_id, p_timestamp)
+  ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  BEGIN
+    SELECT id INTO v_id FROM {{schema}}.defer_jobs_v1(jsonb_build_array(p_job)) AS id;
+  EXCEPTION WHEN unique_violation THEN
+    v_id := NULL;
+  END;
+  UPDATE {{schema}}.periodic_defers SET job_id = v_id
+  WHERE task_name = p_task AND periodic_id = p_periodic_id AND defer_timestamp = p_timestamp;
+  -- Keep only recent ticks: older ones can no longer be raced for.
+  DELETE FROM {{schema}}.periodic_defers
+  WHERE task_name = p_task AND periodic_id = p_periodic_id AND defer_timestamp < p_timestamp - 86400 * 7;
+  RETURN v_id;
+END;
+$$;
+
+-- The latest deferred tick of a periodic task, for catch-up after downtime.
+CREATE FUNCTION {{schema}}.last_periodic_tick_v1(p_task text, p_periodic_id text)
+RETURNS bigint
+LANGUAGE sql
+AS $$
+  SELECT max(defer_timestamp) FROM {{schema}}.periodic_defers WHERE task_name = p_task AND periodic_id = p_periodic_id;
+$$;

@@ -1,0 +1,75 @@
+// The public surface of @proc/core, chosen by hand: nothing here is an accident.
+export { App } from "./app.js";
+export type {
+  AppEvents,
+  AppOptions,
+  ConfigureTaskOptions,
+  Plugin,
+  WorkerService,
+  WorkerServiceContext,
+} from "./app.js";
+export { Blueprint } from "./blueprint.js";
+export type {
+  Connector,
+  DriverConnection,
+  Listener,
+  ListenOptions,
+  Notification,
+  Queryable,
+} from "./connector.js";
+export {
+  AlreadyEnqueued,
+  AppNotOpen,
+  ConnectionError,
+  ConnectorError,
+  DuplicateTask,
+  InvalidArgs,
+  InvalidOptions,
+  JobNotFound,
+  ProcError,
+  SchemaMissing,
+  SchemaOutdated,
+  SchemaTooNew,
+  TaskNotFound,
+  UniqueViolation,
+  WaitTimeout,
+  isProcError,
+  redact,
+  translateDriverError,
+} from "./errors.js";
+export type { ProcErrorCode } from "./errors.js";
+export { TypedEmitter } from "./events.js";
+export { FINAL_STATUSES, JOB_STATUSES } from "./job.js";
+export type { Job, JobError, JobEvent, JobStatus } from "./job.js";
+export { JobManager } from "./job-manager.js";
+export type {
+  CancelJobOptions,
+  Completion,
+  Counts,
+  FailOptions,
+  JobOutcome,
+  ListJobsFilter,
+  NewJob,
+  RetryJobOptions,
+  StalledJobsOptions,
+  WorkerInfo,
+} from "./job-manager.js";
+export type { JsonObject, JsonPrimitive, JsonValue } from "./json.js";
+export { consoleLogger, silentLogger } from "./logger.js";
+export type { ConsoleLoggerOptions, Logger, LogLevel } from "./logger.js";
+export type { SchemaStatus } from "./migrate.js";
+export { computeRetry, normalizeRetry, retryDelay, validateRetry } from "./retry.js";
+export type { RetryDecision, RetryFunction, RetryOption, RetryStrategy } from "./retry.js";
+export type { InferInput, InferOutput, StandardSchemaV1 } from "./standard-schema.js";
+export { LATEST_MIGRATION } from "./sql.js";
+export { Deferrer, Task, durationMs } from "./task.js";
+export { jsonProblem } from "./validate.js";
+export type {
+  AdditionalContext,
+  DeferCallOptions,
+  Duration,
+  JobContext,
+  JobOptions,
+  TaskHandler,
+  TaskOptions,
+} from "./task.js";

@@ -1,0 +1,542 @@
+import type { Connector, Listener, Queryable } from "./connector.js";
+import {
+  AlreadyEnqueued,
+  InvalidArgs,
+  JobNotFound,
+  type UniqueViolation,
+  WaitTimeout,
+  isProcError,
+} from "./errors.js";
+import { FINAL_STATUSES, type Job, type JobError, type JobRow, type JobStatus, jobFromRow } from "./job.js";
+import type { JsonObject, JsonValue } from "./json.js";
+import type { Logger } from "./logger.js";
+import type { QueryName, SqlCatalog } from "./sql.js";
+
+/** A job to insert, already validated by the deferrer. */
+export interface NewJob {
+  task: string;
+  queue: string;
+  priority: number;
+  lock: string | null;
+  queueingLock: string | null;
+  args: JsonObject;
+  scheduledAt: Date | null;
+}
+
+export interface ListJobsFilter {
+  queue?: string;
+  task?: string;
+  status?: JobStatus | JobStatus[];
+  lock?: string;
+  queueingLock?: string;
+  id?: number;
+  /** Keyset pagination: only jobs with an id lower than this. */
+  beforeId?: number;
+  /** @defaultValue 100 */
+  limit?: number;
+}
+
+export interface StalledJobsOptions {
+  /** Legacy mode: jobs running for more than this many seconds, whatever their worker. */
+  nbSeconds?: number;
+  /** Jobs whose worker's last heartbeat is older than this many seconds (or whose worker row is gone). @defaultValue 30 */
+  heartbeatSeconds?: number;
+  queue?: string;
+  task?: string;
+}
+
+export interface RetryJobOptions {
+  /** When to run it (default: now). */
+  at?: Date;
+  queue?: string;
+  priority?: number;
+  lock?: string;
+}
+
+export interface CancelJobOptions {
+  /** Also ask a running (doing) job to abort: its ctx.signal fires. */
+  abort?: boolean;
+  /** Delete a todo job instead of marking it cancelled. */
+  delete?: boolean;
+}
+
+export interface Counts {
+  name: string;
+  todo: number;
+  doing: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  aborted: number;
+}
+
+export interface WorkerInfo {
+  id: number;
+  name: string;
+  host: string;
+  pid: number;
+  queues: string[] | null;
+  concurrency: number;
+  startedAt: Date;
+  lastHeartbeatAt: Date;
+  /** Jobs this worker is running now. */
+  doing: number;
+}
+
+export interface JobOutcome {
+  id: number;
+  status: JobStatus;
+  result: JsonValue | null;
+  error: JobError | null;
+}
+
+export interface Completion {
+  id: number;
+  result: JsonValue | null;
+}
+
+export interface FailOptions {
+  status: "failed" | "aborted" | "todo";
+  error: JobError;
+  /** For status "todo": when and where to retry. */
+  retry?: { at: Date; queue?: string; priority?: number; lock?: string };
+  /** Delete the job instead of keeping it failed/aborted. */
+  delete?: boolean;
+}
+
+/**
+ * The only code that names SQL operations. Every method takes an optional
+ * `Queryable` so it can run inside a caller's transaction.
+ */
+export class JobManager {
+  readonly #connector: Connector;
+  readonly #sql: SqlCatalog;
+  readonly #logger: Logger;
+  #doneListener: Promise<Listener> | null = null;
+  readonly #waiters = new Map<number, Set<(outcome: JobOutcome | null) => void>>();
+
+  constructor(connector: Connector, sql: SqlCatalog, logger: Logger) {
+    this.#connector = connector;
+    this.#sql = sql;
+    this.#logger = logger;
+  }
+
+  /** NOTIFY channel for new jobs and abort requests (the worker listens to it). */
+  get channel(): string {
+    return this.#sql.channel;
+  }
+
+  #run<R>(name: QueryName, params: readonly unknown[], q: Queryable = this.#connector): Promise<R[]> {
+    return q.query<R>(this.#sql.queries[name], params);
+  }
+
+  // ---- defer ----------------------------------------------------------------
+
+  /** Insert jobs atomically; returns ids in order. Translates queueing-lock conflicts. */
+  async deferJobs(jobs: readonly NewJob[], q?: Queryable): Promise<number[]> {
+    if (jobs.length === 0) return [];
+    let payload: string;
+    try {
+      payload = JSON.stringify(
+        jobs.map((j) => ({
+          queue: j.queue,
+          task: j.task,
+          priority: j.priority,
+          lock: j.lock,
+          queueing_lock: j.queueingLock,
+          args: j.args,
+          scheduled_at: j.scheduledAt?.toISOString() ?? null,
+        })),
+      );
+    } catch (error) {
+      throw new InvalidArgs(
+        `args are not JSON-serialisable: ${(error as Error).message}; nothing was deferred`,
+        [],
+        { cause: error },
+      );
+    }
+    try {
+      const rows = await this.#run<{ id: string | number }>("defer_jobs", [payload], q);
+      return rows.map((r) => Number(r.id));
+    } catch (error) {
+      throw translateQueueingLock(error, jobs);
+    }
+  }
+
+  // ---- worker operations ----------------------------------------------------
+
+  /** Claim up to `limit` ready jobs for a worker in one round trip. */
+  async fetchJobs(workerId: number, queues: readonly string[] | null, limit: number): Promise<Job[]> {
+    try {
+      const rows = await this.#run<JobRow>("fetch_jobs", [workerId, queues, limit]);
+      return rows.map(jobFromRow);
+    } catch (error) {
+      // Two fetchers raced for two jobs of one lock (see fetch_jobs_v1); the retry
+      // sees the winner's committed row and skips the lock.
+      if (
+        isProcError(error, "UNIQUE_VIOLATION") &&
+        (error as UniqueViolation).constraint === "jobs_lock_idx"
+      ) {
+        const rows = await this.#run<JobRow>("fetch_jobs", [workerId, queues, limit]);
+        return rows.map(jobFromRow);
+      }
+      throw error;
+    }
+  }
+
+  /** Mark jobs succeeded in one call; returns the ids actually finished. */
+  async completeJobs(
+    workerId: number | null,
+    completions: readonly Completion[],
+    deleteJobs = false,
+  ): Promise<number[]> {
+    if (completions.length === 0) return [];
+    const rows = await this.#run<{ id: string }>("complete_jobs", [
+      workerId,
+      completions.map((c) => c.id),
+      completions.map((c) => (c.result === undefined ? null : JSON.stringify(c.result))),
+      deleteJobs,
+    ]);
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** End a failed run; returns the job's new status, or null if it was no longer this worker's. */
+  async failJob(workerId: number | null, jobId: number, options: FailOptions): Promise<JobStatus | null> {
+    const r = options.retry;
+    const [row] = await this.#run<{ status: JobStatus | null }>("fail_job", [
+      workerId,
+      jobId,
+      options.status,
+      JSON.stringify(options.error),
+      r?.at ?? null,
+      r?.queue ?? null,
+      r?.priority ?? null,
+      r?.lock ?? null,
+      options.delete ?? false,
+    ]);
+    return row?.status ?? null;
+  }
+
+  async registerWorker(info: {
+    name: string;
+    host: string;
+    pid: number;
+    queues: readonly string[] | null;
+    concurrency: number;
+  }): Promise<number> {
+    const [row] = await this.#run<{ id: string }>("register_worker", [
+      info.name,
+      info.host,
+      info.pid,
+      info.queues,
+      info.concurrency,
+    ]);
+    return Number(row!.id);
+  }
+
+  /** Beat; returns whether the worker row still exists and the ids of its jobs asked to abort. */
+  async heartbeatWorker(workerId: number): Promise<{ workerFound: boolean; abortJobIds: number[] }> {
+    const [row] = await this.#run<{ worker_found: boolean; abort_job_ids: Array<string | number> }>(
+      "heartbeat_worker",
+      [workerId],
+    );
+    return { workerFound: row?.worker_found ?? false, abortJobIds: (row?.abort_job_ids ?? []).map(Number) };
+  }
+
+  async unregisterWorker(workerId: number): Promise<void> {
+    await this.#run("unregister_worker", [workerId]);
+  }
+
+  /** Delete worker rows silent for more than `seconds`; returns their ids. */
+  async pruneWorkers(seconds: number): Promise<number[]> {
+    const rows = await this.#run<{ id: string }>("prune_workers", [seconds]);
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** The earliest future `scheduled_at` among todo jobs of these queues, or null. */
+  async nextScheduledAt(queues: readonly string[] | null): Promise<Date | null> {
+    const [row] = await this.#run<{ at: Date | string | null }>("next_scheduled_at", [queues]);
+    return row?.at ? new Date(row.at) : null;
+  }
+
+  /** Among these doing jobs, those asked to abort. */
+  async abortRequestedJobs(jobIds: readonly number[]): Promise<number[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await this.#run<{ id: string }>("abort_requested_jobs", [jobIds]);
+    return rows.map((r) => Number(r.id));
+  }
+
+  // ---- periodic ------------------------------------------------------------
+
+  /** Defer the job of one periodic tick exactly once across all processes; null when already done or locked. */
+  async deferPeriodicJob(periodicId: string, timestamp: number, job: NewJob): Promise<number | null> {
+    const payload = JSON.stringify({
+      queue: job.queue,
+      task: job.task,
+      priority: job.priority,
+      lock: job.lock,
+      queueing_lock: job.queueingLock,
+      args: job.args,
+      scheduled_at: null,
+    });
+    const [row] = await this.#run<{ id: string | null }>("defer_periodic_job", [
+      job.task,
+      periodicId,
+      timestamp,
+      payload,
+    ]);
+    return row?.id == null ? null : Number(row.id);
+  }
+
+  /** The latest tick (Unix seconds) deferred for a periodic task, or null. */
+  async lastPeriodicTick(task: string, periodicId: string): Promise<number | null> {
+    const [row] = await this.#run<{ tick: string | null }>("last_periodic_tick", [task, periodicId]);
+    return row?.tick == null ? null : Number(row.tick);
+  }
+
+  // ---- inspection and operations -------------------------------------------
+
+  async getJob(id: number, q?: Queryable): Promise<Job | null> {
+    const [row] = await this.#run<JobRow>("get_job", [id], q);
+    return row ? jobFromRow(row) : null;
+  }
+
+  async listJobs(filter: ListJobsFilter = {}): Promise<Job[]> {
+    const statuses =
+      filter.status === undefined ? null : Array.isArray(filter.status) ? filter.status : [filter.status];
+    const rows = await this.#run<JobRow>("list_jobs", [
+      filter.queue ?? null,
+      filter.task ?? null,
+      statuses,
+      filter.lock ?? null,
+      filter.queueingLock ?? null,
+      filter.id ?? null,
+      filter.beforeId ?? null,
+      filter.limit ?? 100,
+    ]);
+    return rows.map(jobFromRow);
+  }
+
+  /**
+   * Doing jobs whose worker is gone. Heartbeat mode (default): the worker's last
+   * heartbeat is older than `heartbeatSeconds` (30) or its row is gone. Legacy mode
+   * (`nbSeconds`): the job has been running for longer than that.
+   */
+  async getStalledJobs(options: StalledJobsOptions = {}): Promise<Job[]> {
+    const rows = await this.#run<JobRow>("get_stalled_jobs", [
+      options.heartbeatSeconds ?? 30,
+      options.nbSeconds ?? null,
+      options.queue ?? null,
+      options.task ?? null,
+    ]);
+    return rows.map(jobFromRow);
+  }
+
+  /**
+   * Put a job back to `todo` (any status but todo). Retrying a `doing` job counts as a
+   * stalled recovery. When a newer todo job holds its queueing lock, the job is
+   * retried without it: both run, neither is lost. Returns the job, or null when it
+   * does not exist or is already todo.
+   */
+  async retryJob(job: Job | number, options: RetryJobOptions = {}): Promise<Job | null> {
+    const id = typeof job === "number" ? job : job.id;
+    const rows = await this.#run<JobRow>("retry_job", [
+      id,
+      options.at ?? null,
+      options.queue ?? null,
+      options.priority ?? null,
+      options.lock ?? null,
+    ]);
+    return rows[0] ? jobFromRow(rows[0]) : null;
+  }
+
+  /**
+   * Cancel a todo job (`cancelled`, or deleted with `delete`); with `abort`, ask a
+   * doing job to abort. Returns the job's status afterwards, or null if there is no
+   * such job (for example it was deleted).
+   */
+  async cancelJob(id: number, options: CancelJobOptions = {}): Promise<JobStatus | null> {
+    const [row] = await this.#run<{ status: JobStatus | null }>("cancel_job", [
+      id,
+      options.abort ?? false,
+      options.delete ?? false,
+    ]);
+    return row?.status ?? null;
+  }
+
+  /** Delete finished jobs older than `olderThanHours`; returns how many. */
+  async deleteOldJobs(options: { olderThanHours: number; statuses?: JobStatus[] }): Promise<number> {
+    const statuses = options.statuses ?? ["succeeded", "failed", "cancelled", "aborted"];
+    const [row] = await this.#run<{ count: number }>("delete_old_jobs", [
+      Math.floor(options.olderThanHours),
+      statuses,
+    ]);
+    return row?.count ?? 0;
+  }
+
+  listQueues(): Promise<Counts[]> {
+    return this.#run<Counts>("list_queues", []);
+  }
+
+  listTasks(): Promise<Counts[]> {
+    return this.#run<Counts>("list_tasks", []);
+  }
+
+  listLocks(): Promise<Array<{ name: string; todo: number; doing: number }>> {
+    return this.#run("list_locks", []);
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    const rows = await this.#run<{
+      id: string;
+      name: string;
+      host: string;
+      pid: number;
+      queues: string[] | null;
+      concurrency: number;
+      started_at: Date | string;
+      last_heartbeat_at: Date | string;
+      doing: number;
+    }>("list_workers", []);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      name: r.name,
+      host: r.host,
+      pid: r.pid,
+      queues: r.queues,
+      concurrency: r.concurrency,
+      startedAt: new Date(r.started_at),
+      lastHeartbeatAt: new Date(r.last_heartbeat_at),
+      doing: r.doing,
+    }));
+  }
+
+  /**
+   * Resolves when the job reaches a final status (succeeded, failed, cancelled,
+   * aborted), with its result or error. Driven by NOTIFY on the "done" channel: one
+   * shared listening connection serves every waiter of this app.
+   */
+  async waitForJob(id: number, options: { timeoutMs?: number } = {}): Promise<JobOutcome> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    let settle!: (outcome: JobOutcome | null) => void;
+    const notified = new Promise<JobOutcome | null>((resolve) => {
+      settle = resolve;
+    });
+    let set = this.#waiters.get(id);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(id, set);
+    }
+    set.add(settle);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.#ensureDoneListener();
+      // Checked after LISTEN is in place, so a job finishing in between is not missed.
+      const current = await this.#outcomes([id]);
+      const now = current.get(id);
+      if (!now) throw new JobNotFound(id);
+      if (FINAL_STATUSES.includes(now.status)) return now;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new WaitTimeout(id, timeoutMs)), timeoutMs);
+      });
+      const outcome = await Promise.race([notified, timeout]);
+      if (!outcome) throw new JobNotFound(id);
+      return outcome;
+    } finally {
+      clearTimeout(timer);
+      set.delete(settle);
+      if (set.size === 0) this.#waiters.delete(id);
+    }
+  }
+
+  async #outcomes(ids: number[]): Promise<Map<number, JobOutcome>> {
+    const rows = await this.#run<{ id: string; status: JobStatus; result: unknown; error: unknown }>(
+      "job_statuses",
+      [ids],
+    );
+    return new Map(
+      rows.map((r) => [
+        Number(r.id),
+        {
+          id: Number(r.id),
+          status: r.status,
+          result: (r.result as JsonValue) ?? null,
+          error: (r.error as JobError) ?? null,
+        },
+      ]),
+    );
+  }
+
+  #ensureDoneListener(): Promise<Listener> {
+    this.#doneListener ??= this.#connector
+      .listen({
+        channels: [`${this.#sql.channel}_done`],
+        onNotification: ({ payload }) => void this.#onDone(payload),
+        onStateChange: (state) => {
+          // Notifications are lost while disconnected: re-check every waited job.
+          if (state === "connected") void this.#recheckWaiters();
+        },
+      })
+      .catch((error) => {
+        this.#doneListener = null;
+        throw error;
+      });
+    return this.#doneListener;
+  }
+
+  async #onDone(payload: string): Promise<void> {
+    let message: { status: JobStatus; ids: number[] };
+    try {
+      message = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    const ids = message.ids.filter((id) => this.#waiters.has(id));
+    if (ids.length === 0) return;
+    try {
+      const outcomes = await this.#outcomes(ids);
+      for (const id of ids) {
+        // A job deleted on completion (deleteJobs) has no row left: report the status.
+        const outcome = outcomes.get(id) ?? { id, status: message.status, result: null, error: null };
+        for (const settle of this.#waiters.get(id) ?? []) settle(outcome);
+      }
+    } catch (error) {
+      this.#logger.warn({ action: "wait_for_job_error", error }, "could not read finished jobs for waiters");
+    }
+  }
+
+  async #recheckWaiters(): Promise<void> {
+    const ids = [...this.#waiters.keys()];
+    if (ids.length === 0) return;
+    try {
+      const outcomes = await this.#outcomes(ids);
+      for (const id of ids) {
+        const outcome = outcomes.get(id);
+        if (!outcome || FINAL_STATUSES.includes(outcome.status))
+          for (const settle of this.#waiters.get(id) ?? []) settle(outcome ?? null);
+      }
+    } catch (error) {
+      this.#logger.warn(
+        { action: "wait_for_job_error", error },
+        "could not re-check waited jobs after reconnecting",
+      );
+    }
+  }
+
+  /** Release the waiters' listening connection. Called by App.close(). */
+  async close(): Promise<void> {
+    const listener = this.#doneListener;
+    this.#doneListener = null;
+    if (listener) await (await listener.catch(() => null))?.close();
+  }
+}
+
+function translateQueueingLock(error: unknown, jobs: readonly NewJob[]): unknown {
+  if (!isProcError(error, "UNIQUE_VIOLATION")) return error;
+  const violation = error as UniqueViolation;
+  if (violation.constraint !== "jobs_queueing_lock_idx") return error;
+  // Postgres says which key: 'Key (queueing_lock)=(mail:1) already exists.'
+  const match = /\(queueing_lock\)=\((.*)\) already exists/s.exec(violation.detail ?? "");
+  const lock = match?.[1] ?? jobs.find((j) => j.queueingLock !== null)?.queueingLock ?? null;
+  return new AlreadyEnqueued(lock, { cause: error });
+}

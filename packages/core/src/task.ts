@@ -1,0 +1,278 @@
+import type { App } from "./app.js";
+import type { DriverConnection } from "./connector.js";
+import { InvalidArgs, InvalidOptions } from "./errors.js";
+import type { Job } from "./job.js";
+import type { NewJob } from "./job-manager.js";
+import type { JsonObject } from "./json.js";
+import type { Logger } from "./logger.js";
+import { type RetryOption, validateRetry } from "./retry.js";
+import { type StandardSchemaV1, runSchema } from "./standard-schema.js";
+import { NAME_LIMITS, assertJsonArgs, checkName, checkPriority } from "./validate.js";
+
+/**
+ * Extra context handed to every task. Augment it to type what your worker's
+ * `additionalContext` provides:
+ * ```ts
+ * declare module "@proc/core" { interface AdditionalContext { db: Db } }
+ * ```
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: meant to be augmented by users.
+export interface AdditionalContext {}
+
+/** What a task's handler receives besides its args. */
+export interface JobContext<Args = JsonObject> extends AdditionalContext {
+  job: Job<Args>;
+  /** Fires on abort request, timeout or worker shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  /** Scoped to this job (jobId, task, attempt). */
+  logger: Logger;
+  app: App;
+  workerId: number;
+  workerName: string;
+}
+
+export type TaskHandler<Args, Result> = (args: Args, ctx: JobContext<Args>) => Promise<Result> | Result;
+
+/** `{ seconds: 30 }`, or a number of milliseconds. */
+export type Duration =
+  | number
+  | { milliseconds?: number; seconds?: number; minutes?: number; hours?: number; days?: number };
+
+export function durationMs(d: Duration): number {
+  if (typeof d === "number") return d;
+  return (
+    (d.milliseconds ?? 0) +
+    (d.seconds ?? 0) * 1e3 +
+    (d.minutes ?? 0) * 6e4 +
+    (d.hours ?? 0) * 3.6e6 +
+    (d.days ?? 0) * 8.64e7
+  );
+}
+
+/** Where and how a job is deferred. Set per task, overridden by `configure()`. */
+export interface JobOptions {
+  /** @defaultValue "default" */
+  queue?: string;
+  /** Higher runs first. @defaultValue 0 */
+  priority?: number;
+  /** At most one job with this lock runs at a time, in priority then id order. */
+  lock?: string | null;
+  /** At most one todo job with this queueing lock; a second defer throws AlreadyEnqueued. */
+  queueingLock?: string | null;
+  /** Run no earlier than this date. */
+  scheduleAt?: Date;
+  /** Run no earlier than this long from now. */
+  scheduleIn?: Duration;
+}
+
+export interface DeferCallOptions {
+  /** Defer on the caller's connection, inside their transaction (pg PoolClient, PGlite Transaction). */
+  connection?: DriverConnection;
+}
+
+export interface TaskOptions<Args> extends Omit<JobOptions, "scheduleAt" | "scheduleIn"> {
+  name: string;
+  /** Retries after a failure (see RetryOption). @defaultValue no retry */
+  retry?: RetryOption;
+  /** Abort the job's signal after this many ms; the run then fails (retry applies). */
+  timeout?: number;
+  /** A Standard Schema (zod, valibot, …) checked at defer time and at run time. */
+  schema?: StandardSchemaV1<Args, unknown>;
+}
+
+/** The part of an App a deferrer needs. */
+export interface DeferTarget {
+  deferJobs(jobs: NewJob[], call?: DeferCallOptions): Promise<number[]>;
+}
+
+/**
+ * Defers jobs of one task with fixed options. `task.configure(...)` returns one;
+ * configure calls chain, later options winning.
+ */
+export class Deferrer<Args> {
+  readonly taskName: string;
+  readonly options: Readonly<JobOptions>;
+  readonly #target: () => DeferTarget;
+  readonly #schema: StandardSchemaV1<Args, unknown> | undefined;
+
+  constructor(
+    target: () => DeferTarget,
+    taskName: string,
+    options: JobOptions,
+    schema?: StandardSchemaV1<Args, unknown>,
+  ) {
+    this.#target = target;
+    this.taskName = taskName;
+    this.options = options;
+    this.#schema = schema;
+    assertJobOptions(options);
+  }
+
+  configure(options: JobOptions): Deferrer<Args> {
+    return new Deferrer(this.#target, this.taskName, mergeJobOptions(this.options, options), this.#schema);
+  }
+
+  /** Defer one job; resolves with its id. */
+  async defer(args: Args, call?: DeferCallOptions): Promise<number> {
+    const [id] = await this.batchDefer([args], call);
+    return id!;
+  }
+
+  /** Defer many jobs atomically in one statement: all are inserted or none. */
+  async batchDefer(argsList: readonly Args[], call?: DeferCallOptions): Promise<number[]> {
+    const jobs: NewJob[] = [];
+    const scheduledAt = scheduledAtOf(this.options);
+    for (const [i, args] of argsList.entries()) {
+      assertJsonArgs(args, argsList.length > 1 ? `args[${i}]` : "args");
+      if (this.#schema) {
+        const checked = await runSchema(this.#schema, args);
+        if (!checked.ok)
+          throw new InvalidArgs(
+            `args of task ${JSON.stringify(this.taskName)} do not match its schema: ${checked.issues.join("; ")}`,
+            checked.issues,
+          );
+      }
+      jobs.push({
+        task: this.taskName,
+        queue: this.options.queue ?? "default",
+        priority: this.options.priority ?? 0,
+        lock: this.options.lock ?? null,
+        queueingLock: this.options.queueingLock ?? null,
+        args: args as JsonObject,
+        scheduledAt,
+      });
+    }
+    return this.#target().deferJobs(jobs, call);
+  }
+}
+
+/** A registered task: its handler and options, and a typed deferrer. */
+export class Task<Args = JsonObject, Result = unknown> {
+  readonly options: Readonly<TaskOptions<Args>>;
+  readonly handler: TaskHandler<Args, Result>;
+  #name: string;
+  #app: App | null = null;
+
+  constructor(options: TaskOptions<Args>, handler: TaskHandler<Args, Result>) {
+    assertTaskOptions(options);
+    if (typeof handler !== "function")
+      throw new InvalidOptions(`task ${JSON.stringify(options.name)}`, ["handler: expected a function"]);
+    this.#name = options.name;
+    this.options = options;
+    this.handler = handler;
+  }
+
+  /** The registered name (a blueprint namespace prefixes it: "ns:name"). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** @internal Called by App when the task (or its blueprint) is registered. */
+  bind(app: App, name: string): void {
+    if (this.#app && this.#app !== app)
+      throw new InvalidOptions(`task ${JSON.stringify(this.#name)}`, [
+        "it is already registered on another app",
+      ]);
+    const problem = checkName("name", name, NAME_LIMITS.task);
+    if (problem) throw new InvalidOptions(`task ${JSON.stringify(name)}`, [problem]);
+    this.#app = app;
+    this.#name = name;
+  }
+
+  get app(): App {
+    if (!this.#app)
+      throw new InvalidOptions(`task ${JSON.stringify(this.name)}`, [
+        "it belongs to a blueprint that is not added to an app yet; call app.addBlueprint(blueprint) first",
+      ]);
+    return this.#app;
+  }
+
+  #deferrer(): Deferrer<Args> {
+    const { queue, priority, lock, queueingLock } = this.options;
+    return new Deferrer<Args>(
+      () => this.app,
+      this.name,
+      { queue, priority, lock, queueingLock },
+      this.options.schema,
+    );
+  }
+
+  configure(options: JobOptions): Deferrer<Args> {
+    return this.#deferrer().configure(options);
+  }
+
+  defer(args: Args, call?: DeferCallOptions): Promise<number> {
+    return this.#deferrer().defer(args, call);
+  }
+
+  batchDefer(argsList: readonly Args[], call?: DeferCallOptions): Promise<number[]> {
+    return this.#deferrer().batchDefer(argsList, call);
+  }
+
+  /** Validate args for a run (the worker calls this); returns the schema's output. */
+  async parseArgs(args: unknown): Promise<{ ok: true; value: Args } | { ok: false; issues: string[] }> {
+    if (!this.options.schema) return { ok: true, value: args as Args };
+    const checked = await runSchema(this.options.schema, args);
+    return checked.ok ? { ok: true, value: checked.value as Args } : checked;
+  }
+}
+
+function mergeJobOptions(base: JobOptions, over: JobOptions): JobOptions {
+  const merged: JobOptions = { ...base };
+  for (const [key, value] of Object.entries(over))
+    if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  // scheduleAt and scheduleIn are alternatives: the one given last wins.
+  if (over.scheduleAt !== undefined) delete merged.scheduleIn;
+  if (over.scheduleIn !== undefined) delete merged.scheduleAt;
+  return merged;
+}
+
+function scheduledAtOf(options: JobOptions): Date | null {
+  if (options.scheduleAt) return options.scheduleAt;
+  if (options.scheduleIn !== undefined) return new Date(Date.now() + durationMs(options.scheduleIn));
+  return null;
+}
+
+export function jobOptionProblems(options: JobOptions): string[] {
+  const problems: string[] = [];
+  const add = (p: string | null) => p && problems.push(p);
+  if (options.queue !== undefined) add(checkName("queue", options.queue, NAME_LIMITS.queue));
+  if (options.lock != null) add(checkName("lock", options.lock, NAME_LIMITS.lock));
+  if (options.queueingLock != null)
+    add(checkName("queueingLock", options.queueingLock, NAME_LIMITS.queueingLock));
+  if (options.priority !== undefined) add(checkPriority(options.priority));
+  if (
+    options.scheduleAt !== undefined &&
+    (!(options.scheduleAt instanceof Date) || Number.isNaN(options.scheduleAt.getTime()))
+  )
+    problems.push("scheduleAt must be a valid Date");
+  if (options.scheduleIn !== undefined) {
+    const ms =
+      typeof options.scheduleIn === "object" || typeof options.scheduleIn === "number"
+        ? durationMs(options.scheduleIn)
+        : Number.NaN;
+    if (!Number.isFinite(ms) || ms < 0 || ms > 3.15e12)
+      problems.push("scheduleIn must be a duration ({ seconds: 30 } or ms) between 0 and 100 years");
+  }
+  return problems;
+}
+
+function assertJobOptions(options: JobOptions): void {
+  const problems = jobOptionProblems(options);
+  if (problems.length)
+    throw new InvalidArgs(`invalid job options: ${problems.join("; ")}; nothing was deferred`, problems);
+}
+
+function assertTaskOptions(options: TaskOptions<unknown>): void {
+  const problems: string[] = [];
+  if (typeof options !== "object" || options === null)
+    throw new InvalidOptions("task", ["expected an options object with a name"]);
+  const nameProblem = checkName("name", options.name, NAME_LIMITS.task);
+  if (nameProblem) problems.push(nameProblem);
+  problems.push(...jobOptionProblems(options), ...validateRetry(options.retry));
+  if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0))
+    problems.push(`timeout must be a positive number of ms (got ${String(options.timeout)})`);
+  if (options.schema !== undefined && typeof options.schema?.["~standard"]?.validate !== "function")
+    problems.push("schema must be a Standard Schema (zod, valibot, arktype …)");
+  if (problems.length) throw new InvalidOptions(`task ${JSON.stringify(options.name)}`, problems);
+}

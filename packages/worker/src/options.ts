@@ -1,0 +1,98 @@
+import { hostname } from "node:os";
+import { InvalidOptions, type JobContext, type Logger } from "@proc/core";
+
+/** Wraps a task run: call `next()` to run the task (or the next middleware). */
+export type TaskMiddleware = (ctx: JobContext<unknown>, next: () => Promise<unknown>) => Promise<unknown>;
+
+export type DeleteJobs = "never" | "successful" | "always";
+
+export interface WorkerOptions {
+  /** Queues to take jobs from. @defaultValue all queues */
+  queues?: readonly string[] | null;
+  /** Jobs run at the same time. @defaultValue 1 */
+  concurrency?: number;
+  /** Shown in logs and `proc workers`. @defaultValue `${hostname}-${pid}` */
+  name?: string;
+  /** false: one-shot, stop once no job is ready. @defaultValue true */
+  wait?: boolean;
+  /** Fallback fetch when no NOTIFY came, in ms. @defaultValue 5000 */
+  pollInterval?: number;
+  /** Wake on NOTIFY for new jobs and abort requests. Off for PgBouncer in transaction mode. @defaultValue true */
+  listenNotify?: boolean;
+  /** How long a graceful stop waits for running jobs before aborting them, in ms. @defaultValue 25000 */
+  shutdownTimeout?: number;
+  /** Handle SIGINT/SIGTERM (first: graceful, second: abort now). false when embedding. @defaultValue true */
+  handleSignals?: boolean;
+  /** Delete jobs when they finish instead of keeping them (and their history). @defaultValue "never" */
+  deleteJobs?: DeleteJobs;
+  /** Worker heartbeat period in ms; stalled detection uses a multiple of it. @defaultValue 5000 */
+  heartbeatInterval?: number;
+  /** How often running jobs are checked for abort requests when NOTIFY is off, in ms. @defaultValue 1000 */
+  abortPollInterval?: number;
+  /** Most jobs claimed per fetch round trip. @defaultValue concurrency */
+  fetchBatchSize?: number;
+  /** Merged into every task's context (see AdditionalContext in @proc/core). */
+  additionalContext?: Record<string, unknown>;
+  /** Wrap every task run, outermost first. */
+  middleware?: readonly TaskMiddleware[];
+  /** @defaultValue the app's logger */
+  logger?: Logger;
+}
+
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "logger" | "queues">> & {
+  queues: readonly string[] | null;
+};
+
+/** Every default in one place. */
+export const WORKER_DEFAULTS = {
+  concurrency: 1,
+  wait: true,
+  pollInterval: 5000,
+  listenNotify: true,
+  shutdownTimeout: 25_000,
+  handleSignals: true,
+  deleteJobs: "never" as DeleteJobs,
+  heartbeatInterval: 5000,
+  abortPollInterval: 1000,
+} as const;
+
+/** Validates every option at once and reports all problems in one error. */
+export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
+  const problems: string[] = [];
+  const positive = (key: keyof WorkerOptions, integer = false) => {
+    const v = options[key];
+    if (v === undefined) return;
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
+      problems.push(`${key}: expected a positive ${integer ? "integer" : "number"} (got ${String(v)})`);
+  };
+  positive("concurrency", true);
+  positive("fetchBatchSize", true);
+  positive("pollInterval");
+  positive("heartbeatInterval");
+  positive("abortPollInterval");
+  if (options.shutdownTimeout !== undefined && !(typeof options.shutdownTimeout === "number" && options.shutdownTimeout >= 0))
+    problems.push(`shutdownTimeout: expected a number of ms >= 0, or Infinity (got ${String(options.shutdownTimeout)})`);
+  if (options.queues != null) {
+    if (!Array.isArray(options.queues) || options.queues.some((q) => typeof q !== "string" || q.length === 0))
+      problems.push("queues: expected an array of non-empty queue names (omit it for all queues)");
+    else if (options.queues.length === 0) problems.push("queues: an empty list would fetch nothing; omit it for all queues");
+  }
+  if (options.deleteJobs !== undefined && !["never", "successful", "always"].includes(options.deleteJobs))
+    problems.push(`deleteJobs: expected "never", "successful" or "always" (got ${JSON.stringify(options.deleteJobs)})`);
+  if (options.middleware !== undefined && (!Array.isArray(options.middleware) || options.middleware.some((m) => typeof m !== "function")))
+    problems.push("middleware: expected an array of functions (ctx, next) => Promise");
+  if (options.name !== undefined && (typeof options.name !== "string" || options.name.length === 0 || options.name.length > 200))
+    problems.push("name: expected a non-empty string of at most 200 characters");
+  if (problems.length) throw new InvalidOptions("Worker", problems);
+  const concurrency = options.concurrency ?? WORKER_DEFAULTS.concurrency;
+  return {
+    ...WORKER_DEFAULTS,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+    concurrency,
+    queues: options.queues ?? null,
+    name: options.name ?? `${hostname()}-${process.pid}`,
+    fetchBatchSize: options.fetchBatchSize ?? concurrency,
+    additionalContext: options.additionalContext ?? {},
+    middleware: options.middleware ?? [],
+  } as ResolvedWorkerOptions;
+}

@@ -1,0 +1,743 @@
+import { hostname } from "node:os";
+import {
+  type App,
+  type Completion,
+  type Job,
+  type JobContext,
+  type JobError,
+  type JobStatus,
+  type JsonValue,
+  type Listener,
+  type Logger,
+  TaskNotFound,
+  TypedEmitter,
+  type WorkerService,
+  computeRetry,
+  isProcError,
+  jsonProblem,
+} from "@proc/core";
+import { type AbortReason, JobAbortedError, JobTimeoutError, WorkerShutdownError, serializeError } from "./errors.js";
+import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
+import { Wakeup, sleep } from "./wakeup.js";
+
+export interface WorkerEvents {
+  "worker:start": { worker: Worker; workerId: number };
+  "worker:stop": { worker: Worker; workerId: number | null };
+  "worker:error": { worker: Worker; error: unknown; action: string };
+  "worker:fetch": { worker: Worker; count: number };
+  "job:start": { worker: Worker; job: Job };
+  "job:success": { worker: Worker; job: Job; result: JsonValue | null; durationMs: number };
+  "job:error": { worker: Worker; job: Job; error: unknown; durationMs: number; status: JobStatus };
+  "job:retry": { worker: Worker; job: Job; error: unknown; retryAt: Date };
+  "job:abort": { worker: Worker; job: Job; reason: AbortReason };
+}
+
+type State = "idle" | "running" | "draining" | "stopping" | "stopped";
+
+interface RunningJob {
+  job: Job;
+  controller: AbortController;
+  startedAt: number;
+  /** Resolves when the task settles or its outcome was recorded anyway (timeout, stop). */
+  done: Promise<void>;
+  release: () => void;
+  /** Set once the outcome was handed to the finisher (so it is recorded once). */
+  recorded: boolean;
+}
+
+/** An outcome waiting to be written. Successes are written in batches. */
+type Outcome =
+  | { kind: "success"; job: Job; result: JsonValue | null }
+  | {
+      kind: "failure";
+      job: Job;
+      status: "failed" | "aborted" | "todo";
+      error: JobError;
+      retry?: { at: Date; queue?: string; priority?: number; lock?: string };
+    };
+
+const MAX_BACKOFF_MS = 10_000;
+/** setTimeout's ceiling; a timer set for later fires early and is simply re-armed. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Fetches jobs in batches and runs them with bounded concurrency; completes them in
+ * coalesced batches; wakes on NOTIFY, on its own timer for the next scheduled job,
+ * and on a polling fallback; heartbeats (also while draining); stops gracefully.
+ */
+export class Worker extends TypedEmitter<WorkerEvents> {
+  readonly app: App;
+  readonly options: ResolvedWorkerOptions;
+  readonly logger: Logger;
+  #state: State = "idle";
+  #workerId: number | null = null;
+  readonly #running = new Map<number, RunningJob>();
+  readonly #wakeup = new Wakeup();
+  /** A fetch may find jobs: set by NOTIFY, timers, polls and finished lock jobs. */
+  #hint = true;
+  #listener: Listener | null = null;
+  #scheduledTimer: NodeJS.Timeout | null = null;
+  #scheduledAt = Number.POSITIVE_INFINITY;
+  readonly #pending: Outcome[] = [];
+  #flushing: Promise<void> | null = null;
+  #stopPromise: Promise<void> | null = null;
+  #runPromise: Promise<void> | null = null;
+  #forceful = false;
+  readonly #drainController = new AbortController();
+  readonly #servicesController = new AbortController();
+  readonly #background: Promise<void>[] = [];
+  readonly #signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+
+  constructor(app: App, options: WorkerOptions = {}) {
+    super();
+    this.app = app;
+    this.options = resolveWorkerOptions(options);
+    this.logger = (options.logger ?? app.logger).child({ worker: this.options.name });
+    this.setEmitterLogger(this.logger);
+  }
+
+  /** The worker's row id once registered. */
+  get id(): number | null {
+    return this.#workerId;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Jobs running now. */
+  get runningJobs(): Job[] {
+    return [...this.#running.values()].map((r) => r.job);
+  }
+
+  /**
+   * Run until stopped (stop(), a signal, or one-shot with nothing left). Resolves
+   * after a graceful stop; rejects only when the worker cannot start (database
+   * unreachable, schema missing).
+   */
+  run(): Promise<void> {
+    this.#runPromise ??= this.#run();
+    return this.#runPromise;
+  }
+
+  async #run(): Promise<void> {
+    if (this.#state !== "idle") throw new Error("a Worker runs once; create a new Worker to run again");
+    this.#state = "running";
+    try {
+      await this.app.open();
+    } catch (error) {
+      this.#state = "stopped";
+      throw error;
+    }
+    try {
+      await this.app.checkSchema();
+      this.#workerId = await this.#register();
+    } catch (error) {
+      this.#state = "stopped";
+      await this.app.close();
+      throw error;
+    }
+    const { options } = this;
+    this.logger.info(
+      { action: "start_worker", workerId: this.#workerId, queues: options.queues, concurrency: options.concurrency },
+      `worker ${options.name} started`,
+    );
+    this.emit("worker:start", { worker: this, workerId: this.#workerId });
+    if (options.handleSignals) this.#installSignalHandlers();
+    if (options.listenNotify) await this.#listen();
+    this.#background.push(this.#heartbeatLoop());
+    if (!options.listenNotify) this.#background.push(this.#abortPollLoop());
+    for (const service of this.app.workerServices) this.#background.push(this.#runService(service));
+    try {
+      await this.#fetchLoop();
+    } finally {
+      await this.#shutdown();
+    }
+  }
+
+  /**
+   * Graceful stop: stop fetching, let running jobs finish for up to
+   * `shutdownTimeout`, then abort the rest. Idempotent: every call returns the same
+   * promise, which resolves once run() has finished.
+   */
+  stop(): Promise<void> {
+    if (this.#state === "idle") {
+      this.#state = "stopped";
+      return Promise.resolve();
+    }
+    if (!this.#stopPromise) {
+      if (this.#state === "running") this.#state = "draining";
+      this.logger.info({ action: "stop_worker", running: this.#running.size }, "stopping: no new jobs; waiting for running jobs");
+      this.#servicesController.abort();
+      this.#wakeup.wake();
+      this.#stopPromise = (this.#runPromise ?? Promise.resolve()).then(
+        () => {},
+        () => {},
+      );
+    }
+    return this.#stopPromise;
+  }
+
+  /** Abort running jobs now (the second signal), record their outcome, and stop. */
+  stopNow(): Promise<void> {
+    this.#forceful = true;
+    const stopped = this.stop();
+    this.#drainController.abort();
+    for (const running of this.#running.values())
+      running.controller.abort(new WorkerShutdownError("the worker is stopping now (second signal)"));
+    return stopped;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  // ---- startup ----------------------------------------------------------------
+
+  #register(): Promise<number> {
+    const { name, queues, concurrency } = this.options;
+    return this.app.jobManager.registerWorker({ name, host: hostname(), pid: process.pid, queues, concurrency });
+  }
+
+  #installSignalHandlers(): void {
+    let received = 0;
+    const onSignal = (signal: NodeJS.Signals) => () => {
+      received++;
+      if (received === 1) {
+        this.logger.info({ action: "signal_graceful", signal }, `${signal} received: stopping gracefully (send again to abort running jobs)`);
+        void this.stop();
+      } else {
+        this.logger.warn({ action: "signal_forceful", signal }, `${signal} received again: aborting running jobs`);
+        void this.stopNow();
+      }
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const handler = onSignal(signal);
+      process.on(signal, handler);
+      this.#signalHandlers.push([signal, handler]);
+    }
+  }
+
+  async #listen(): Promise<void> {
+    let wasDisconnected = false;
+    try {
+      this.#listener = await this.app.connector.listen({
+        channels: [this.app.jobManager.channel],
+        onNotification: ({ payload }) => this.#onNotification(payload),
+        onStateChange: (state, error) => {
+          if (state === "disconnected") {
+            wasDisconnected = true;
+            this.logger.warn({ action: "listen_lost", error }, "lost the LISTEN connection; reconnecting");
+          } else if (wasDisconnected) {
+            wasDisconnected = false;
+            this.logger.info({ action: "listen_restored" }, "LISTEN connection restored");
+            // Notifications sent meanwhile are lost: look again.
+            this.#hint = true;
+            this.#scheduledAt = Number.POSITIVE_INFINITY;
+            this.#wakeup.wake();
+          }
+        },
+      });
+    } catch (error) {
+      // Polling still works; the worker stays useful without LISTEN.
+      this.logger.error({ action: "listen_failed", error }, "could not LISTEN; falling back to polling");
+      this.#background.push(this.#abortPollLoop());
+    }
+  }
+
+  #onNotification(payload: string): void {
+    let message: { type?: string; queue?: string; at?: string | null; id?: number };
+    try {
+      message = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (message.type === "abort" && typeof message.id === "number") {
+      this.#abort(message.id);
+    } else if (message.type === "job") {
+      const { queues } = this.options;
+      if (queues && message.queue && !queues.includes(message.queue)) return;
+      if (message.at) {
+        this.#armScheduledTimer(new Date(message.at).getTime());
+      } else {
+        this.#hint = true;
+        this.#wakeup.wake();
+      }
+    }
+  }
+
+  // ---- fetch loop ---------------------------------------------------------------
+
+  async #fetchLoop(): Promise<void> {
+    const { concurrency, fetchBatchSize, pollInterval, queues } = this.options;
+    let backoff = 0;
+    let checkScheduled = true;
+    while (this.#state === "running") {
+      const free = concurrency - this.#running.size;
+      // Backpressure: while the database refuses writes, do not claim more work.
+      const backlog = this.#pending.length > concurrency * 4;
+      if (free > 0 && this.#hint && !backlog) {
+        const limit = Math.min(free, fetchBatchSize);
+        let jobs: Job[];
+        try {
+          this.#hint = false;
+          jobs = await this.app.jobManager.fetchJobs(this.#workerId!, queues, limit);
+          if (checkScheduled) {
+            checkScheduled = false;
+            const next = await this.app.jobManager.nextScheduledAt(queues);
+            if (next) this.#armScheduledTimer(next.getTime());
+          }
+          backoff = 0;
+        } catch (error) {
+          this.#hint = true;
+          backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
+          this.logger.error({ action: "fetch_error", error, retryInMs: backoff }, "could not fetch jobs; retrying");
+          this.emit("worker:error", { worker: this, error, action: "fetch" });
+          await this.#wakeup.wait(backoff);
+          continue;
+        }
+        if (jobs.length) this.emit("worker:fetch", { worker: this, count: jobs.length });
+        for (const job of jobs) this.#start(job);
+        if (jobs.length === limit) {
+          this.#hint = true; // a full batch: more may be waiting
+          continue;
+        }
+        if (!this.options.wait && jobs.length === 0 && this.#idle()) {
+          this.logger.info({ action: "one_shot_done" }, "no job is ready: stopping (one-shot)");
+          void this.stop();
+          break;
+        }
+        if (jobs.length > 0) continue;
+      }
+      const woken = await this.#wakeup.wait(pollInterval);
+      if (!woken) {
+        // Poll: a fallback for lost or disabled NOTIFY, and for clock drift.
+        this.#hint = true;
+        checkScheduled = true;
+      }
+    }
+  }
+
+  /** Nothing running and every outcome written (so no lock is still held by us). */
+  #idle(): boolean {
+    return this.#running.size === 0 && this.#pending.length === 0 && this.#flushing === null;
+  }
+
+  #armScheduledTimer(at: number): void {
+    if (!(at < this.#scheduledAt)) return;
+    this.#scheduledAt = at;
+    if (this.#scheduledTimer) clearTimeout(this.#scheduledTimer);
+    const delay = Math.min(Math.max(at - Date.now(), 0), MAX_TIMER_MS);
+    this.#scheduledTimer = setTimeout(() => {
+      this.#scheduledTimer = null;
+      this.#scheduledAt = Number.POSITIVE_INFINITY;
+      this.#hint = true;
+      this.#wakeup.wake();
+    }, delay);
+    this.#scheduledTimer.unref();
+  }
+
+  // ---- running jobs -------------------------------------------------------------
+
+  #start(job: Job): void {
+    const controller = new AbortController();
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const running: RunningJob = { job, controller, startedAt: Date.now(), done, release, recorded: false };
+    this.#running.set(job.id, running);
+    void done.then(() => {
+      this.#running.delete(job.id);
+      this.#wakeup.wake();
+    });
+    void this.#execute(running).finally(release);
+  }
+
+  async #execute(running: RunningJob): Promise<void> {
+    const { job, controller } = running;
+    const logger = this.logger.child({ jobId: job.id, task: job.task, attempt: job.attempts });
+    this.emit("job:start", { worker: this, job });
+    logger.debug({ action: "start_job", queue: job.queue }, `job ${job.id} started`);
+    const task = this.app.getTask(job.task);
+    if (!task) {
+      const error = new TaskNotFound(job.task, [...this.app.tasks.keys()]);
+      logger.error({ action: "task_not_found", error }, `job ${job.id}: unknown task ${job.task}; failing it without retry`);
+      this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
+      return;
+    }
+    const parsed = await task.parseArgs(job.args).catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }));
+    if (!parsed.ok) {
+      const error = new Error(`args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`);
+      error.name = "InvalidArgs";
+      logger.error({ action: "invalid_args", issues: parsed.issues }, `${error.message}; failing it without retry`);
+      this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    if (task.options.timeout !== undefined) {
+      const ms = task.options.timeout;
+      timer = setTimeout(() => {
+        const error = new JobTimeoutError(ms);
+        controller.abort(error);
+        // Record the failure now: a task that ignores its signal must not hold the
+        // job (or the slot) forever. Whatever it does later is ignored.
+        this.#onFailure(running, error, logger);
+      }, ms);
+    }
+    if (job.abortRequested) controller.abort(new JobAbortedError());
+    const ctx = {
+      ...this.options.additionalContext,
+      job,
+      signal: controller.signal,
+      logger,
+      app: this.app,
+      workerId: this.#workerId!,
+      workerName: this.options.name,
+    } as JobContext<never>;
+    const call = (): Promise<unknown> => Promise.resolve().then(() => task.handler(parsed.value as never, ctx));
+    const chain = this.options.middleware.reduceRight<() => Promise<unknown>>(
+      (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
+      call,
+    );
+    try {
+      const value = await chain();
+      if (running.recorded) return; // already recorded as aborted by a forceful stop
+      const result = toJsonResult(value);
+      if (result.ok) {
+        this.#record(running, { kind: "success", job, result: result.value });
+        logger.info({ action: "job_success", durationMs: Date.now() - running.startedAt }, `job ${job.id} succeeded`);
+      } else {
+        this.#onFailure(running, result.error, logger);
+      }
+    } catch (error) {
+      if (!running.recorded) this.#onFailure(running, error, logger);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Decide between retry, aborted and failed for a run that threw. */
+  #onFailure(running: RunningJob, error: unknown, logger: Logger): void {
+    const { job, controller } = running;
+    const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+    const task = this.app.getTask(job.task);
+    const serialized = serializeError(error);
+    if (reason instanceof JobAbortedError) {
+      logger.info({ action: "job_aborted" }, `job ${job.id} aborted on request`);
+      this.#record(running, { kind: "failure", job, status: "aborted", error: serialized }, error);
+      return;
+    }
+    let retry: ReturnType<typeof computeRetry> = null;
+    try {
+      retry = computeRetry(task?.options.retry, { error, job });
+    } catch (decisionError) {
+      logger.error({ action: "retry_decision_error", error: decisionError }, "the task's retry function threw; not retrying");
+    }
+    if (retry) {
+      logger.warn({ action: "job_error_retry", error, retryAt: retry.at }, `job ${job.id} failed; retrying at ${retry.at.toISOString()}`);
+      this.emit("job:retry", { worker: this, job, error, retryAt: retry.at });
+      this.#record(running, { kind: "failure", job, status: "todo", error: serialized, retry }, error);
+      return;
+    }
+    // Stopped by the worker's shutdown and not retryable: aborted, not failed.
+    const status = reason instanceof WorkerShutdownError ? "aborted" : "failed";
+    logger.error({ action: status === "aborted" ? "job_aborted" : "job_error", error }, `job ${job.id} ${status}`);
+    this.#record(running, { kind: "failure", job, status, error: serialized }, error);
+  }
+
+  #record(running: RunningJob, outcome: Outcome, error?: unknown): void {
+    if (running.recorded) return;
+    running.recorded = true;
+    const durationMs = Date.now() - running.startedAt;
+    if (outcome.kind === "success") {
+      this.emit("job:success", { worker: this, job: running.job, result: outcome.result, durationMs });
+    } else if (outcome.status !== "todo") {
+      this.emit("job:error", { worker: this, job: running.job, error, durationMs, status: outcome.status });
+    }
+    this.#pending.push(outcome);
+    this.#scheduleFlush();
+    running.release();
+  }
+
+  #abort(jobId: number): void {
+    const running = this.#running.get(jobId);
+    if (!running || running.controller.signal.aborted) return;
+    this.logger.info({ action: "abort_job", jobId }, `job ${jobId}: abort requested`);
+    this.emit("job:abort", { worker: this, job: running.job, reason: "abort_requested" });
+    running.controller.abort(new JobAbortedError());
+  }
+
+  // ---- writing outcomes -----------------------------------------------------------
+
+  #scheduleFlush(): void {
+    if (this.#flushing) return; // the running flush picks new outcomes up when it loops
+    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush());
+  }
+
+  /**
+   * Write pending outcomes until none is left: successes in one batch per round,
+   * failures one by one. On a database error, keep them and retry with backoff: the
+   * jobs stay `doing` meanwhile, and if this process dies they are recovered as
+   * stalled, so nothing is lost.
+   */
+  async #flush(): Promise<void> {
+    let backoff = 0;
+    const deleteJobs = this.options.deleteJobs;
+    try {
+      while (this.#pending.length) {
+        const batch = this.#pending.splice(0, this.#pending.length);
+        const successes = batch.filter((o) => o.kind === "success");
+        const failures = batch.filter((o) => o.kind === "failure");
+        try {
+          if (successes.length) await this.#completeSuccesses(successes, deleteJobs !== "never");
+          // Written: a released lock may have unblocked the next job of that lock
+          // (no NOTIFY tells us), and one-shot must look again before stopping.
+          if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
+          for (const [i, f] of failures.entries()) {
+            try {
+              await this.app.jobManager.failJob(f.job.workerId, f.job.id, {
+                status: f.status,
+                error: f.error,
+                ...(f.retry && { retry: f.retry }),
+                delete: deleteJobs === "always",
+              });
+            } catch (error) {
+              this.#pending.unshift(...failures.slice(i));
+              throw error;
+            }
+          }
+          backoff = 0;
+        } catch (error) {
+          backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
+          this.logger.error(
+            { action: "finish_error", error, pending: this.#pending.length, retryInMs: backoff },
+            "could not record finished jobs; retrying",
+          );
+          this.emit("worker:error", { worker: this, error, action: "finish" });
+          await sleep(backoff);
+        }
+      }
+    } finally {
+      this.#flushing = null;
+      this.#wakeup.wake();
+    }
+  }
+
+  async #completeSuccesses(successes: Array<Extract<Outcome, { kind: "success" }>>, deleteJobs: boolean): Promise<void> {
+    const remaining = new Set(successes);
+    const complete = async (group: Array<Extract<Outcome, { kind: "success" }>>) => {
+      // Jobs fetched before a re-registration carry another worker id.
+      await this.app.jobManager.completeJobs(
+        group[0]!.job.workerId,
+        group.map((s) => ({ id: s.job.id, result: s.result })),
+        deleteJobs,
+      );
+      for (const s of group) remaining.delete(s);
+    };
+    try {
+      for (const group of groupBy(successes, (s) => s.job.workerId)) {
+        try {
+          await complete(group);
+        } catch (error) {
+          if (isProcError(error, "CONNECTION_ERROR")) throw error;
+          // The database refused something in this batch: write the jobs one by
+          // one so that a single bad one cannot hold back the others; a job that is
+          // refused alone is recorded as failed with the database's reason.
+          for (const s of group) {
+            try {
+              await complete([s]);
+            } catch (singleError) {
+              if (isProcError(singleError, "CONNECTION_ERROR")) throw singleError;
+              remaining.delete(s);
+              this.#pending.push({ kind: "failure", job: s.job, status: "failed", error: serializeError(singleError) });
+            }
+          }
+        }
+      }
+    } finally {
+      this.#pending.unshift(...remaining);
+    }
+  }
+
+  // ---- heartbeat, abort polling, services -------------------------------------------
+
+  async #heartbeatLoop(): Promise<void> {
+    const { heartbeatInterval } = this.options;
+    // Beats until the worker has fully stopped, including while draining (a
+    // draining worker whose heartbeat stopped would have its jobs taken as stalled).
+    while (!this.#finalStop()) {
+      await this.#wakeupOrStop(heartbeatInterval);
+      if (this.#finalStop()) break;
+      try {
+        const beat = await this.app.jobManager.heartbeatWorker(this.#workerId!);
+        if (!beat.workerFound) {
+          // Pruned as dead (e.g. after a long outage): register again. Running jobs
+          // keep completing under the id they were fetched with.
+          this.#workerId = await this.#register();
+          this.logger.warn({ action: "worker_reregistered", workerId: this.#workerId }, "worker row was pruned; registered again");
+        }
+        for (const id of beat.abortJobIds) this.#abort(id);
+      } catch (error) {
+        this.logger.warn({ action: "heartbeat_error", error }, "heartbeat failed; will retry");
+        this.emit("worker:error", { worker: this, error, action: "heartbeat" });
+      }
+    }
+  }
+
+  async #abortPollLoop(): Promise<void> {
+    while (this.#state === "running" || this.#state === "draining") {
+      await this.#wakeupOrStop(this.options.abortPollInterval);
+      const ids = [...this.#running.keys()];
+      if (!ids.length) continue;
+      try {
+        for (const id of await this.app.jobManager.abortRequestedJobs(ids)) this.#abort(id);
+      } catch (error) {
+        this.logger.warn({ action: "abort_poll_error", error }, "could not poll for abort requests");
+      }
+    }
+  }
+
+  #finalStop(): boolean {
+    return this.#state === "stopping" || this.#state === "stopped";
+  }
+
+  readonly #stopWaiters = new Set<() => void>();
+  /** Sleep, cut short when the worker reaches its final stop. */
+  #wakeupOrStop(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#stopWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#stopWaiters.add(done);
+    });
+  }
+
+  async #runService(service: WorkerService): Promise<void> {
+    const signal = this.#servicesController.signal;
+    const logger = this.logger.child({ service: service.name });
+    let backoff = 0;
+    while (!signal.aborted) {
+      try {
+        await service.run({ app: this.app, signal, logger, workerId: this.#workerId!, workerName: this.options.name, queues: this.options.queues });
+        if (!signal.aborted) backoff = 1000; // returned early: do not spin
+      } catch (error) {
+        if (signal.aborted) break;
+        backoff = Math.min(backoff ? backoff * 2 : 1000, 30_000);
+        logger.error({ action: "service_error", error, retryInMs: backoff }, `worker service ${service.name} failed; restarting`);
+      }
+      if (!signal.aborted && backoff) await sleep(backoff, signal);
+    }
+  }
+
+  // ---- shutdown -----------------------------------------------------------------------
+
+  async #shutdown(): Promise<void> {
+    if (this.#state === "running") this.#state = "draining";
+    this.#servicesController.abort();
+    if (this.#scheduledTimer) clearTimeout(this.#scheduledTimer);
+    const { shutdownTimeout } = this.options;
+    if (this.#running.size && !this.#forceful) {
+      const settled = Promise.all([...this.#running.values()].map((r) => r.done));
+      const timedOut = await raceTimeout(settled, shutdownTimeout, this.#drainController.signal);
+      if (timedOut && this.#running.size) {
+        this.logger.warn(
+          { action: "shutdown_timeout", running: this.#running.size, shutdownTimeout },
+          `${this.#running.size} job(s) still running after ${shutdownTimeout} ms: aborting them`,
+        );
+        for (const running of this.#running.values())
+          running.controller.abort(new WorkerShutdownError(`the worker is stopping (shutdownTimeout of ${shutdownTimeout} ms)`));
+      }
+    }
+    if (this.#running.size) {
+      // Give aborted tasks a moment to settle on their own, then record whatever is
+      // left as aborted (or retried) without waiting any longer: a task that ignores
+      // its signal must not hang the deploy.
+      const settled = Promise.all([...this.#running.values()].map((r) => r.done));
+      await raceTimeout(settled, this.#forceful ? 500 : 2000);
+      for (const running of this.#running.values()) {
+        if (running.recorded) continue;
+        const error = new WorkerShutdownError("the worker stopped before the job settled");
+        this.#onFailure(running, error, this.logger.child({ jobId: running.job.id, task: running.job.task }));
+      }
+    }
+    this.#state = "stopping";
+    for (const wake of this.#stopWaiters) wake();
+    // Write every outcome before saying goodbye; bounded so a dead database cannot
+    // hang the process (unwritten jobs stay doing and are recovered as stalled).
+    while (this.#flushing || this.#pending.length) {
+      if (!this.#flushing) this.#scheduleFlush();
+      const timedOut = await raceTimeout(this.#flushing!, 10_000);
+      if (timedOut) {
+        this.logger.error({ action: "finish_timeout", pending: this.#pending.length }, "could not record every outcome before stopping");
+        break;
+      }
+    }
+    // Services and loops end on their own once stopping; a misbehaving service must
+    // not hang the stop.
+    await raceTimeout(Promise.allSettled(this.#background), 5000);
+    await this.#listener?.close().catch(() => {});
+    if (this.#workerId !== null) {
+      await this.app.jobManager.unregisterWorker(this.#workerId).catch((error) => {
+        this.logger.warn({ action: "unregister_error", error }, "could not remove the worker row (it will be pruned)");
+      });
+    }
+    for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler);
+    this.#signalHandlers.length = 0;
+    this.#state = "stopped";
+    this.logger.info({ action: "stopped_worker" }, `worker ${this.options.name} stopped`);
+    this.emit("worker:stop", { worker: this, workerId: this.#workerId });
+    await this.app.close();
+  }
+}
+
+/** Resolves true if `ms` passed (or `signal` aborted) before `promise` settled. */
+async function raceTimeout(promise: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (!Number.isFinite(ms)) {
+    if (!signal) {
+      await promise;
+      return false;
+    }
+  }
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    if (Number.isFinite(ms)) timer = setTimeout(() => resolve(true), ms);
+    if (signal) {
+      onAbort = () => resolve(true);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    }
+  });
+  try {
+    return await Promise.race([promise.then(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return [...groups.values()];
+}
+
+function toJsonResult(value: unknown): { ok: true; value: JsonValue | null } | { ok: false; error: Error } {
+  if (value === undefined) return { ok: true, value: null };
+  // Checked here, not left to the database: one bad result must not fail the
+  // whole batch of completions it would be written with.
+  const problem = jsonProblem(value, "result");
+  if (!problem) return { ok: true, value: value as JsonValue };
+  const error = new Error(`the task's return value cannot be stored as JSON: ${problem}`);
+  error.name = "InvalidResult";
+  return { ok: false, error };
+}

@@ -1,0 +1,334 @@
+import type { App, Job } from "@proc/core";
+import { type TestApp, backends, createTestApp, waitFor } from "@proc/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { JobTimeoutError, Worker, type WorkerOptions } from "../src/index.js";
+
+describe.each(backends())("Worker on %s", (backend) => {
+  let t: TestApp;
+  let app: App;
+  const workers: Worker[] = [];
+
+  beforeEach(async () => {
+    t = await createTestApp(backend);
+    app = t.app;
+  });
+
+  afterEach(async () => {
+    // No test leaves a worker running.
+    await Promise.all(workers.splice(0).map((w) => w.stopNow()));
+    await t.dispose();
+  });
+
+  function start(options: WorkerOptions = {}): { worker: Worker; done: Promise<void> } {
+    const worker = new Worker(app, { handleSignals: false, pollInterval: 200, ...options });
+    workers.push(worker);
+    return { worker, done: worker.run() };
+  }
+
+  const job = async (id: number): Promise<Job> => (await app.jobManager.getJob(id))!;
+
+  it("runs jobs, stores results and history, and stops when one-shot finds nothing", async () => {
+    const add = app.task({ name: "add" }, async ({ a, b }: { a: number; b: number }) => ({ sum: a + b }));
+    const ids = await add.batchDefer([
+      { a: 1, b: 2 },
+      { a: 3, b: 4 },
+    ]);
+    await start({ wait: false, concurrency: 2 }).done;
+    const [j1, j2] = await Promise.all(ids.map(job));
+    expect(j1).toMatchObject({ status: "succeeded", result: { sum: 3 }, attempts: 1, workerId: null });
+    expect(j2).toMatchObject({ status: "succeeded", result: { sum: 7 } });
+    expect(j1!.events.map((e) => e.type)).toEqual(["deferred", "started", "succeeded"]);
+    expect(await app.jobManager.listWorkers()).toEqual([]); // unregistered on stop
+  });
+
+  it("runs jobs concurrently up to the limit", async () => {
+    let running = 0;
+    let peak = 0;
+    const slow = app.task({ name: "slow" }, async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 150));
+      running--;
+    });
+    await slow.batchDefer(Array.from({ length: 8 }, () => ({})));
+    await start({ wait: false, concurrency: 4 }).done;
+    expect(peak).toBeGreaterThan(1);
+    expect(peak).toBeLessThanOrEqual(4);
+    expect((await app.jobManager.listJobs({ status: "succeeded" })).length).toBe(8);
+  });
+
+  it("runs higher priority first, then FIFO", async () => {
+    const order: number[] = [];
+    const t1 = app.task({ name: "p" }, async ({ n }: { n: number }) => {
+      order.push(n);
+    });
+    await t1.defer({ n: 1 });
+    await t1.configure({ priority: 5 }).defer({ n: 2 });
+    await t1.defer({ n: 3 });
+    await t1.configure({ priority: 5 }).defer({ n: 4 });
+    await t1.configure({ priority: -1 }).defer({ n: 5 });
+    await start({ wait: false, concurrency: 1 }).done;
+    expect(order).toEqual([2, 4, 1, 3, 5]);
+  });
+
+  it("never runs two jobs of one lock at once, and keeps their order", async () => {
+    const log: string[] = [];
+    const locked = app.task({ name: "locked" }, async ({ n }: { n: number }, ctx) => {
+      log.push(`start ${ctx.job.lock} ${n}`);
+      await new Promise((r) => setTimeout(r, 30));
+      log.push(`end ${ctx.job.lock} ${n}`);
+    });
+    for (let n = 0; n < 4; n++) await locked.configure({ lock: "A" }).defer({ n });
+    for (let n = 0; n < 2; n++) await locked.configure({ lock: "B" }).defer({ n });
+    await start({ wait: false, concurrency: 4 }).done;
+    const a = log.filter((l) => l.includes(" A "));
+    expect(a).toEqual(["start A 0", "end A 0", "start A 1", "end A 1", "start A 2", "end A 2", "start A 3", "end A 3"]);
+    expect(log.filter((l) => l.includes(" B "))).toEqual(["start B 0", "end B 0", "start B 1", "end B 1"]);
+  });
+
+  it("retries by the task's strategy and records each attempt", async () => {
+    let calls = 0;
+    const flaky = app.task({ name: "flaky", retry: { maxAttempts: 3 } }, async () => {
+      calls++;
+      if (calls < 3) throw new Error(`boom ${calls}`);
+      return "ok";
+    });
+    const id = await flaky.defer({});
+    start({ concurrency: 1 });
+    const done = await waitFor(async () => {
+      const j = await job(id);
+      return j.status === "succeeded" && j;
+    });
+    expect(done.attempts).toBe(3);
+    expect(done.events.filter((e) => e.type === "deferred_for_retry")).toHaveLength(2);
+  });
+
+  it("fails for good once maxAttempts is reached", async () => {
+    const failing = app.task({ name: "failing", retry: 2 }, async () => {
+      throw new TypeError("nope");
+    });
+    const id = await failing.defer({});
+    start({ concurrency: 1 });
+    const j = await waitFor(async () => {
+      const j = await job(id);
+      return j.status === "failed" && j;
+    });
+    expect(j.attempts).toBe(2);
+    expect(j.error).toMatchObject({ name: "TypeError", message: "nope" });
+  });
+
+  it("fails jobs of unknown tasks without retry and keeps running", async () => {
+    const known = app.task({ name: "known" }, async () => "fine");
+    const unknownId = (await app.configureTask("nobody_knows_me", { allowUnknown: true }).batchDefer([{}]))[0]!;
+    const knownId = await known.defer({});
+    await start({ wait: false }).done;
+    expect(await job(unknownId)).toMatchObject({ status: "failed", attempts: 1, error: { name: "TaskNotFound" } });
+    expect((await job(unknownId)).error!.message).toContain("nobody_knows_me");
+    expect(await job(knownId)).toMatchObject({ status: "succeeded" });
+  });
+
+  it("fails jobs whose args do not match the task's schema, without retry", async () => {
+    const schema = {
+      "~standard": {
+        version: 1 as const,
+        vendor: "test",
+        validate: (v: unknown) =>
+          typeof (v as { n?: unknown }).n === "number" ? { value: v as { n: number } } : { issues: [{ message: "n must be a number" }] },
+      },
+    };
+    const typed = app.task({ name: "typed", schema, retry: 5 }, async ({ n }: { n: number }) => n * 2);
+    // Deferred by name, bypassing the defer-time check, as another app might.
+    const badId = (await app.configureTask("typed").batchDefer([{ n: 1 }]))[0]!;
+    await app.connector.query(`UPDATE proc.jobs SET args = '{"n":"x"}' WHERE id = $1`, [badId]);
+    const goodId = await typed.defer({ n: 21 });
+    await start({ wait: false }).done;
+    expect(await job(badId)).toMatchObject({ status: "failed", attempts: 1, error: { name: "InvalidArgs" } });
+    expect(await job(goodId)).toMatchObject({ status: "succeeded", result: 42 });
+    await expect(typed.defer({ n: "y" } as never)).rejects.toThrow("n must be a number");
+  });
+
+  it("records non-Error throws and non-JSON results as failures", async () => {
+    const throwsString = app.task({ name: "throws_string" }, async () => {
+      throw "plain string";
+    });
+    const badResult = app.task({ name: "bad_result" }, async () => ({ when: new Date() }));
+    const a = await throwsString.defer({});
+    const b = await badResult.defer({});
+    await start({ wait: false }).done;
+    expect(await job(a)).toMatchObject({ status: "failed", error: { name: "NonError" } });
+    expect((await job(a)).error!.message).toContain("plain string");
+    expect(await job(b)).toMatchObject({ status: "failed", error: { name: "InvalidResult" } });
+  });
+
+  it("fails a task that never settles when its timeout fires, and moves on", async () => {
+    let reason: unknown;
+    const stuck = app.task({ name: "stuck", timeout: 300 }, (_args, ctx) => {
+      ctx.signal.addEventListener("abort", () => {
+        reason = ctx.signal.reason;
+      });
+      return new Promise<never>(() => {});
+    });
+    const after = app.task({ name: "after" }, async () => "done");
+    const id = await stuck.defer({});
+    const afterId = await after.defer({});
+    start({ concurrency: 1 });
+    await waitFor(async () => (await job(afterId)).status === "succeeded");
+    expect(await job(id)).toMatchObject({ status: "failed", error: { name: "JobTimeoutError" } });
+    expect(reason).toBeInstanceOf(JobTimeoutError);
+  });
+
+  for (const listenNotify of [true, false]) {
+    it(`aborts a running job on request ${listenNotify ? "through NOTIFY" : "by polling"}`, async () => {
+      let started = false;
+      const long = app.task({ name: "long", retry: 5 }, async (_args, ctx) => {
+        started = true;
+        await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+      });
+      const id = await long.defer({});
+      start({ listenNotify, abortPollInterval: 100 });
+      await waitFor(() => started);
+      expect(await app.jobManager.cancelJob(id, { abort: true })).toBe("doing");
+      const j = await waitFor(async () => {
+        const j = await job(id);
+        return j.status === "aborted" && j;
+      });
+      expect(j.attempts).toBe(1); // not retried, although the task retries
+      expect(j.events.map((e) => e.type)).toContain("abort_requested");
+    });
+  }
+
+  it("cancels todo jobs so that they never run", async () => {
+    let ran = false;
+    const t1 = app.task({ name: "never" }, async () => {
+      ran = true;
+    });
+    const id = await t1.defer({});
+    expect(await app.jobManager.cancelJob(id)).toBe("cancelled");
+    await start({ wait: false }).done;
+    expect(ran).toBe(false);
+    expect((await job(id)).status).toBe("cancelled");
+  });
+
+  it("starts a job scheduled 2 s ahead on time without waiting for a poll", async () => {
+    let startedAt = 0;
+    const later = app.task({ name: "later" }, async () => {
+      startedAt = Date.now();
+    });
+    start({ pollInterval: 60_000 });
+    await new Promise((r) => setTimeout(r, 200)); // the worker is idle, waiting
+    const due = Date.now() + 2000;
+    await later.configure({ scheduleAt: new Date(due) }).defer({});
+    await waitFor(() => startedAt, { timeoutMs: 10_000 });
+    expect(startedAt).toBeGreaterThanOrEqual(due - 50);
+    expect(startedAt - due).toBeLessThan(500);
+  });
+
+  it("wakes on NOTIFY instead of waiting for the poll", async () => {
+    let done = false;
+    const quick = app.task({ name: "quick" }, async () => {
+      done = true;
+    });
+    start({ pollInterval: 60_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    await quick.defer({});
+    await waitFor(() => done, { timeoutMs: 5000 });
+  });
+
+  it("on stop, lets running jobs finish, keeping heartbeats going", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const waiting = app.task({ name: "waiting" }, async () => {
+      await gate;
+      return "finished";
+    });
+    const id = await waiting.defer({});
+    const { worker, done } = start({ heartbeatInterval: 100, shutdownTimeout: 10_000 });
+    await waitFor(async () => (await job(id)).status === "doing");
+    const stopped = worker.stop();
+    expect(worker.stop()).toBe(stopped); // idempotent
+    const [before] = await app.jobManager.listWorkers();
+    await new Promise((r) => setTimeout(r, 400));
+    const [during] = await app.jobManager.listWorkers();
+    expect(during!.lastHeartbeatAt.getTime()).toBeGreaterThan(before!.lastHeartbeatAt.getTime());
+    release();
+    await done;
+    expect(await job(id)).toMatchObject({ status: "succeeded", result: "finished" });
+  });
+
+  it("after shutdownTimeout, aborts what is left: retried if the task retries, else aborted", async () => {
+    const hang = (name: string, retry?: number) =>
+      app.task({ name, ...(retry && { retry }) }, async (_args, ctx) => {
+        await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+      });
+    const plain = await hang("hang_plain").defer({});
+    const retrying = await hang("hang_retrying", 3).defer({});
+    const { worker, done } = start({ concurrency: 2, shutdownTimeout: 200 });
+    await waitFor(async () => (await job(plain)).status === "doing" && (await job(retrying)).status === "doing");
+    await worker.stop();
+    await done;
+    expect(await job(plain)).toMatchObject({ status: "aborted", error: { name: "WorkerShutdownError" } });
+    expect(await job(retrying)).toMatchObject({ status: "todo", attempts: 1 });
+  });
+
+  it("resolves waitForJob with the outcome, driven by NOTIFY", async () => {
+    const echo = app.task({ name: "echo" }, async ({ v }: { v: string }) => ({ v }));
+    const id = await echo.defer({ v: "hello" });
+    const waiting = app.jobManager.waitForJob(id, { timeoutMs: 10_000 });
+    start();
+    expect(await waiting).toMatchObject({ id, status: "succeeded", result: { v: "hello" } });
+    await expect(app.jobManager.waitForJob(id)).resolves.toMatchObject({ status: "succeeded" });
+  });
+
+  it("deletes finished jobs when asked", async () => {
+    const ok = app.task({ name: "ok" }, async () => 1);
+    const ko = app.task({ name: "ko" }, async () => {
+      throw new Error("x");
+    });
+    const okId = await ok.defer({});
+    const koId = await ko.defer({});
+    await start({ wait: false, deleteJobs: "successful" }).done;
+    expect(await app.jobManager.getJob(okId)).toBeNull();
+    expect((await job(koId)).status).toBe("failed");
+  });
+
+  it("passes additional context and runs middleware around tasks", async () => {
+    const seen: string[] = [];
+    const ctxTask = app.task({ name: "ctx" }, async (_args, ctx) => {
+      seen.push(`task ${(ctx as unknown as { greeting: string }).greeting} ${ctx.workerName}`);
+      return "r";
+    });
+    await ctxTask.defer({});
+    await start({
+      wait: false,
+      name: "w-ctx",
+      additionalContext: { greeting: "hi" },
+      middleware: [
+        async (ctx, next) => {
+          seen.push(`before ${ctx.job.task}`);
+          const r = await next();
+          seen.push(`after ${String(r)}`);
+          return r;
+        },
+      ],
+    }).done;
+    expect(seen).toEqual(["before ctx", "task hi w-ctx", "after r"]);
+  });
+
+  it("rejects bad options in one error naming each", () => {
+    expect(() => new Worker(app, { concurrency: 0, pollInterval: -1, deleteJobs: "sometimes" as never })).toThrow(
+      /concurrency.*\n.*pollInterval.*\n.*deleteJobs/s,
+    );
+  });
+
+  it("refuses to start on a database without the schema", async () => {
+    const fresh = createTestApp(backend, { schema: "not_installed" });
+    const other = await fresh;
+    try {
+      await expect(new Worker(other.app, { handleSignals: false }).run()).rejects.toThrow(/proc schema apply/);
+    } finally {
+      await other.dispose();
+    }
+  });
+});
