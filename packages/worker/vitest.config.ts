@@ -1,12 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { procVitestConfig } from "../testing/vitest.preset.js";
 
-export default defineConfig({
-  ssr: { resolve: { conditions: ["@proc/source"] } },
-  resolve: { conditions: ["@proc/source"] },
-  test: {
-    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
-    globalSetup: ["../testing/src/global-setup.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 120_000,
-  },
-});
+export default procVitestConfig();

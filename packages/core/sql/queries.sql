@@ -19,7 +19,7 @@ SELECT {{schema}}.fail_job_v1($1::bigint, $2::bigint, $3::{{schema}}.job_status,
 
 -- name: retry_job
 -- Put a job that is not todo back to todo (manual retry, stalled recovery).
-SELECT * FROM {{schema}}.retry_job_v1($1::bigint, $2::timestamptz, $3::text, $4::integer, $5::text);
+SELECT * FROM {{schema}}.retry_job_v1($1::bigint, $2::timestamptz, $3::text, $4::integer, $5::text, $6::bigint);
 
 -- name: cancel_job
 -- Cancel a todo job or ask a doing job to abort.
@@ -34,7 +34,7 @@ SELECT * FROM {{schema}}.jobs WHERE id = $1::bigint;
 SELECT * FROM {{schema}}.jobs
 WHERE ($1::text IS NULL OR queue_name = $1)
   AND ($2::text IS NULL OR task_name = $2)
-  AND ($3::{{schema}}.job_status[] IS NULL OR status = ANY ($3))
+  AND ($3::text[] IS NULL OR status = ANY ($3::text[]::{{schema}}.job_status[]))
   AND ($4::text IS NULL OR lock = $4)
   AND ($5::text IS NULL OR queueing_lock = $5)
   AND ($6::bigint IS NULL OR id = $6)
@@ -51,7 +51,7 @@ SELECT * FROM {{schema}}.get_stalled_jobs_v1($1::double precision, $2::double pr
 WITH deleted AS (
   DELETE FROM {{schema}}.jobs
   WHERE finished_at < now() - make_interval(hours => $1::integer)
-    AND status = ANY ($2::{{schema}}.job_status[])
+    AND status = ANY ($2::text[]::{{schema}}.job_status[])
   RETURNING 1
 )
 SELECT count(*)::integer AS count FROM deleted;
@@ -111,6 +111,14 @@ SELECT id FROM {{schema}}.prune_workers_v1($1::double precision) AS id;
 -- The earliest future scheduled_at of todo jobs in queues $1 (NULL = all).
 SELECT min(scheduled_at) AS at FROM {{schema}}.jobs
 WHERE status = 'todo' AND scheduled_at > now() AND ($1::text[] IS NULL OR queue_name = ANY ($1));
+
+-- name: worker_doing_jobs
+-- Ids of the jobs the database says worker $1 is running.
+SELECT id FROM {{schema}}.jobs WHERE worker_id = $1::bigint AND status = 'doing';
+
+-- name: release_jobs
+-- Give back jobs $2 that worker $1 claimed but never started.
+SELECT id FROM {{schema}}.release_jobs_v1($1::bigint, $2::bigint[]) AS id;
 
 -- name: abort_requested_jobs
 -- Ids among $1 whose abort was requested (abort polling without LISTEN).

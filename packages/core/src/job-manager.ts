@@ -259,6 +259,19 @@ export class JobManager {
     return row?.at ? new Date(row.at) : null;
   }
 
+  /** Ids of the jobs the database says this worker is running. */
+  async workerDoingJobs(workerId: number): Promise<number[]> {
+    const rows = await this.#run<{ id: string }>("worker_doing_jobs", [workerId]);
+    return rows.map((r) => Number(r.id));
+  }
+
+  /** Give back jobs a worker claimed but never started (attempts restored); returns their ids. */
+  async releaseJobs(workerId: number, jobIds: readonly number[]): Promise<number[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await this.#run<{ id: string }>("release_jobs", [workerId, jobIds]);
+    return rows.map((r) => Number(r.id));
+  }
+
   /** Among these doing jobs, those asked to abort. */
   async abortRequestedJobs(jobIds: readonly number[]): Promise<number[]> {
     if (jobIds.length === 0) return [];
@@ -334,18 +347,22 @@ export class JobManager {
 
   /**
    * Put a job back to `todo` (any status but todo). Retrying a `doing` job counts as a
-   * stalled recovery. When a newer todo job holds its queueing lock, the job is
-   * retried without it: both run, neither is lost. Returns the job, or null when it
-   * does not exist or is already todo.
+   * stalled recovery; given a `doing` Job object (as getStalledJobs returns), the
+   * retry happens only if the job is still doing on that same worker, so a job that
+   * finished meanwhile is not run again. When a newer todo job holds its queueing
+   * lock, the job is retried without it: both run, neither is lost. Returns the job,
+   * or null when nothing was retried.
    */
   async retryJob(job: Job | number, options: RetryJobOptions = {}): Promise<Job | null> {
     const id = typeof job === "number" ? job : job.id;
+    const doingWorkerId = typeof job === "object" && job.status === "doing" ? job.workerId : null;
     const rows = await this.#run<JobRow>("retry_job", [
       id,
       options.at ?? null,
       options.queue ?? null,
       options.priority ?? null,
       options.lock ?? null,
+      doingWorkerId,
     ]);
     return rows[0] ? jobFromRow(rows[0]) : null;
   }

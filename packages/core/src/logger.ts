@@ -37,7 +37,10 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
     } else {
       const extra = Object.entries(fields)
         .filter(([k]) => k !== "action")
-        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, errorReplacer)}`)
+        .map(
+          ([k, v]) =>
+            `${k}=${typeof v === "string" ? v : v instanceof Error ? `${v.name}: ${v.message}` : JSON.stringify(v, errorReplacer)}`,
+        )
         .join(" ");
       const action = fields.action ? `[${String(fields.action)}] ` : "";
       write(

@@ -105,6 +105,10 @@ export class Deferrer<Args> {
     this.taskName = taskName;
     this.options = options;
     this.#schema = schema;
+    // A task registered on an app had its name checked; one deferred by name
+    // (configureTask with allowUnknown) reaches here unchecked.
+    const nameProblem = checkName("task name", taskName, NAME_LIMITS.task);
+    if (nameProblem) throw new InvalidArgs(`${nameProblem}; nothing was deferred`, [nameProblem]);
     assertJobOptions(options);
   }
 

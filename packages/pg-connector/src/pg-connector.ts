@@ -278,7 +278,9 @@ class Lease {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#client.off("error", this.#onError);
+    // A broken client is destroyed, and the server's goodbye (e.g. FATAL 57P01) can
+    // still arrive as an 'error' event while it closes: keep listening in that case.
+    if (!this.#suspect) this.#client.off("error", this.#onError);
     this.#client.release(this.#suspect);
   }
 

@@ -7,12 +7,7 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { pgUrl } from "./backends.js";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    procPgTemplate: string | null;
-    procPgliteTemplate: string;
-  }
-}
+import "./provided.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -28,7 +23,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ["--conditions=@proc/source", "--import", tsx, join(here, "make-templates.ts")],
     { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env: process.env },
   );
-  const made = JSON.parse(out.trim().split("\n").pop()!) as { pglitePath: string; pglDir: string; pgTemplate: string | null };
+  const made = JSON.parse(out.trim().split("\n").pop()!) as {
+    pglitePath: string;
+    pglDir: string;
+    pgTemplate: string | null;
+  };
   project.provide("procPgliteTemplate", made.pglitePath);
   project.provide("procPgTemplate", made.pgTemplate);
 

@@ -5,6 +5,7 @@ import { PGliteConnector } from "@proc/pglite-connector";
 import pg from "pg";
 import { inject } from "vitest";
 import { type BackendName, backends, pgUrl, withDatabase } from "./backends.js";
+import "./provided.js";
 
 export { backends, pgUrl, withDatabase, type BackendName };
 
@@ -94,12 +95,16 @@ export async function createTestApp(
 /** Poll `check` until it returns a truthy value (returned), or throw after `timeoutMs`. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
-  { timeoutMs = 15_000, intervalMs = 25, what = "condition" }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
-): Promise<NonNullable<T>> {
+  {
+    timeoutMs = 15_000,
+    intervalMs = 25,
+    what = "condition",
+  }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<Exclude<T, false | null | undefined | 0 | "">> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value as NonNullable<T>;
+    if (value) return value as Exclude<T, false | null | undefined | 0 | "">;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }

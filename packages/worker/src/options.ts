@@ -70,18 +70,32 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   positive("pollInterval");
   positive("heartbeatInterval");
   positive("abortPollInterval");
-  if (options.shutdownTimeout !== undefined && !(typeof options.shutdownTimeout === "number" && options.shutdownTimeout >= 0))
-    problems.push(`shutdownTimeout: expected a number of ms >= 0, or Infinity (got ${String(options.shutdownTimeout)})`);
+  if (
+    options.shutdownTimeout !== undefined &&
+    !(typeof options.shutdownTimeout === "number" && options.shutdownTimeout >= 0)
+  )
+    problems.push(
+      `shutdownTimeout: expected a number of ms >= 0, or Infinity (got ${String(options.shutdownTimeout)})`,
+    );
   if (options.queues != null) {
     if (!Array.isArray(options.queues) || options.queues.some((q) => typeof q !== "string" || q.length === 0))
       problems.push("queues: expected an array of non-empty queue names (omit it for all queues)");
-    else if (options.queues.length === 0) problems.push("queues: an empty list would fetch nothing; omit it for all queues");
+    else if (options.queues.length === 0)
+      problems.push("queues: an empty list would fetch nothing; omit it for all queues");
   }
   if (options.deleteJobs !== undefined && !["never", "successful", "always"].includes(options.deleteJobs))
-    problems.push(`deleteJobs: expected "never", "successful" or "always" (got ${JSON.stringify(options.deleteJobs)})`);
-  if (options.middleware !== undefined && (!Array.isArray(options.middleware) || options.middleware.some((m) => typeof m !== "function")))
+    problems.push(
+      `deleteJobs: expected "never", "successful" or "always" (got ${JSON.stringify(options.deleteJobs)})`,
+    );
+  if (
+    options.middleware !== undefined &&
+    (!Array.isArray(options.middleware) || options.middleware.some((m) => typeof m !== "function"))
+  )
     problems.push("middleware: expected an array of functions (ctx, next) => Promise");
-  if (options.name !== undefined && (typeof options.name !== "string" || options.name.length === 0 || options.name.length > 200))
+  if (
+    options.name !== undefined &&
+    (typeof options.name !== "string" || options.name.length === 0 || options.name.length > 200)
+  )
     problems.push("name: expected a non-empty string of at most 200 characters");
   if (problems.length) throw new InvalidOptions("Worker", problems);
   const concurrency = options.concurrency ?? WORKER_DEFAULTS.concurrency;

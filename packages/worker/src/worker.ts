@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import {
   type App,
-  type Completion,
   type Job,
   type JobContext,
   type JobError,
@@ -16,7 +15,13 @@ import {
   isProcError,
   jsonProblem,
 } from "@proc/core";
-import { type AbortReason, JobAbortedError, JobTimeoutError, WorkerShutdownError, serializeError } from "./errors.js";
+import {
+  type AbortReason,
+  JobAbortedError,
+  JobTimeoutError,
+  WorkerShutdownError,
+  serializeError,
+} from "./errors.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 import { Wakeup, sleep } from "./wakeup.js";
 
@@ -79,10 +84,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   #scheduledTimer: NodeJS.Timeout | null = null;
   #scheduledAt = Number.POSITIVE_INFINITY;
   readonly #pending: Outcome[] = [];
+  /** Jobs whose outcome is known but not written yet (pending or being written). */
+  readonly #unwritten = new Set<number>();
   #flushing: Promise<void> | null = null;
   #stopPromise: Promise<void> | null = null;
   #runPromise: Promise<void> | null = null;
   #forceful = false;
+  /** A fetch failed: its claim may have committed unseen; check for orphans. */
+  #reconcile = false;
   readonly #drainController = new AbortController();
   readonly #servicesController = new AbortController();
   readonly #background: Promise<void>[] = [];
@@ -139,7 +148,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     const { options } = this;
     this.logger.info(
-      { action: "start_worker", workerId: this.#workerId, queues: options.queues, concurrency: options.concurrency },
+      {
+        action: "start_worker",
+        workerId: this.#workerId,
+        queues: options.queues,
+        concurrency: options.concurrency,
+      },
       `worker ${options.name} started`,
     );
     this.emit("worker:start", { worker: this, workerId: this.#workerId });
@@ -167,7 +181,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     if (!this.#stopPromise) {
       if (this.#state === "running") this.#state = "draining";
-      this.logger.info({ action: "stop_worker", running: this.#running.size }, "stopping: no new jobs; waiting for running jobs");
+      this.logger.info(
+        { action: "stop_worker", running: this.#running.size },
+        "stopping: no new jobs; waiting for running jobs",
+      );
       this.#servicesController.abort();
       this.#wakeup.wake();
       this.#stopPromise = (this.#runPromise ?? Promise.resolve()).then(
@@ -196,7 +213,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   #register(): Promise<number> {
     const { name, queues, concurrency } = this.options;
-    return this.app.jobManager.registerWorker({ name, host: hostname(), pid: process.pid, queues, concurrency });
+    return this.app.jobManager.registerWorker({
+      name,
+      host: hostname(),
+      pid: process.pid,
+      queues,
+      concurrency,
+    });
   }
 
   #installSignalHandlers(): void {
@@ -204,10 +227,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const onSignal = (signal: NodeJS.Signals) => () => {
       received++;
       if (received === 1) {
-        this.logger.info({ action: "signal_graceful", signal }, `${signal} received: stopping gracefully (send again to abort running jobs)`);
+        this.logger.info(
+          { action: "signal_graceful", signal },
+          `${signal} received: stopping gracefully (send again to abort running jobs)`,
+        );
         void this.stop();
       } else {
-        this.logger.warn({ action: "signal_forceful", signal }, `${signal} received again: aborting running jobs`);
+        this.logger.warn(
+          { action: "signal_forceful", signal },
+          `${signal} received again: aborting running jobs`,
+        );
         void this.stopNow();
       }
     };
@@ -282,6 +311,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         try {
           this.#hint = false;
           jobs = await this.app.jobManager.fetchJobs(this.#workerId!, queues, limit);
+          for (const job of jobs) this.#start(job);
+          if (this.#reconcile) await this.#releaseOrphans();
           if (checkScheduled) {
             checkScheduled = false;
             const next = await this.app.jobManager.nextScheduledAt(queues);
@@ -290,14 +321,17 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           backoff = 0;
         } catch (error) {
           this.#hint = true;
+          if (isProcError(error, "CONNECTION_ERROR")) this.#reconcile = true;
           backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
-          this.logger.error({ action: "fetch_error", error, retryInMs: backoff }, "could not fetch jobs; retrying");
+          this.logger.error(
+            { action: "fetch_error", error, retryInMs: backoff },
+            "could not fetch jobs; retrying",
+          );
           this.emit("worker:error", { worker: this, error, action: "fetch" });
           await this.#wakeup.wait(backoff);
           continue;
         }
         if (jobs.length) this.emit("worker:fetch", { worker: this, count: jobs.length });
-        for (const job of jobs) this.#start(job);
         if (jobs.length === limit) {
           this.#hint = true; // a full batch: more may be waiting
           continue;
@@ -316,6 +350,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         checkScheduled = true;
       }
     }
+  }
+
+  /**
+   * After a lost connection, a fetch may have committed its claim without the rows
+   * ever reaching us: those jobs would stay doing on a live, heartbeating worker and
+   * never be recovered. Give back every job the database says we run but we do not.
+   */
+  async #releaseOrphans(): Promise<void> {
+    const known = new Set([...this.#running.keys(), ...this.#unwritten]);
+    const orphans = (await this.app.jobManager.workerDoingJobs(this.#workerId!)).filter(
+      (id) => !known.has(id),
+    );
+    if (orphans.length) {
+      const released = await this.app.jobManager.releaseJobs(this.#workerId!, orphans);
+      this.logger.warn(
+        { action: "release_orphaned_jobs", jobIds: released },
+        `gave back ${released.length} job(s) claimed by a lost fetch`,
+      );
+    }
+    this.#reconcile = false;
   }
 
   /** Nothing running and every outcome written (so no lock is still held by us). */
@@ -362,15 +416,25 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const task = this.app.getTask(job.task);
     if (!task) {
       const error = new TaskNotFound(job.task, [...this.app.tasks.keys()]);
-      logger.error({ action: "task_not_found", error }, `job ${job.id}: unknown task ${job.task}; failing it without retry`);
+      logger.error(
+        { action: "task_not_found", error },
+        `job ${job.id}: unknown task ${job.task}; failing it without retry`,
+      );
       this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
       return;
     }
-    const parsed = await task.parseArgs(job.args).catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }));
+    const parsed = await task
+      .parseArgs(job.args)
+      .catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }));
     if (!parsed.ok) {
-      const error = new Error(`args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`);
+      const error = new Error(
+        `args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`,
+      );
       error.name = "InvalidArgs";
-      logger.error({ action: "invalid_args", issues: parsed.issues }, `${error.message}; failing it without retry`);
+      logger.error(
+        { action: "invalid_args", issues: parsed.issues },
+        `${error.message}; failing it without retry`,
+      );
       this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
       return;
     }
@@ -395,7 +459,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       workerId: this.#workerId!,
       workerName: this.options.name,
     } as JobContext<never>;
-    const call = (): Promise<unknown> => Promise.resolve().then(() => task.handler(parsed.value as never, ctx));
+    const call = (): Promise<unknown> =>
+      Promise.resolve().then(() => task.handler(parsed.value as never, ctx));
     const chain = this.options.middleware.reduceRight<() => Promise<unknown>>(
       (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
       call,
@@ -406,7 +471,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const result = toJsonResult(value);
       if (result.ok) {
         this.#record(running, { kind: "success", job, result: result.value });
-        logger.info({ action: "job_success", durationMs: Date.now() - running.startedAt }, `job ${job.id} succeeded`);
+        logger.info(
+          { action: "job_success", durationMs: Date.now() - running.startedAt },
+          `job ${job.id} succeeded`,
+        );
       } else {
         this.#onFailure(running, result.error, logger);
       }
@@ -432,17 +500,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     try {
       retry = computeRetry(task?.options.retry, { error, job });
     } catch (decisionError) {
-      logger.error({ action: "retry_decision_error", error: decisionError }, "the task's retry function threw; not retrying");
+      logger.error(
+        { action: "retry_decision_error", error: decisionError },
+        "the task's retry function threw; not retrying",
+      );
     }
     if (retry) {
-      logger.warn({ action: "job_error_retry", error, retryAt: retry.at }, `job ${job.id} failed; retrying at ${retry.at.toISOString()}`);
+      logger.warn(
+        { action: "job_error_retry", error, retryAt: retry.at },
+        `job ${job.id} failed; retrying at ${retry.at.toISOString()}`,
+      );
       this.emit("job:retry", { worker: this, job, error, retryAt: retry.at });
       this.#record(running, { kind: "failure", job, status: "todo", error: serialized, retry }, error);
       return;
     }
     // Stopped by the worker's shutdown and not retryable: aborted, not failed.
     const status = reason instanceof WorkerShutdownError ? "aborted" : "failed";
-    logger.error({ action: status === "aborted" ? "job_aborted" : "job_error", error }, `job ${job.id} ${status}`);
+    logger.error(
+      { action: status === "aborted" ? "job_aborted" : "job_error", error },
+      `job ${job.id} ${status}`,
+    );
     this.#record(running, { kind: "failure", job, status, error: serialized }, error);
   }
 
@@ -455,6 +532,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     } else if (outcome.status !== "todo") {
       this.emit("job:error", { worker: this, job: running.job, error, durationMs, status: outcome.status });
     }
+    this.#unwritten.add(outcome.job.id);
     this.#pending.push(outcome);
     this.#scheduleFlush();
     running.release();
@@ -502,6 +580,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
                 ...(f.retry && { retry: f.retry }),
                 delete: deleteJobs === "always",
               });
+              this.#unwritten.delete(f.job.id);
             } catch (error) {
               this.#pending.unshift(...failures.slice(i));
               throw error;
@@ -524,7 +603,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
-  async #completeSuccesses(successes: Array<Extract<Outcome, { kind: "success" }>>, deleteJobs: boolean): Promise<void> {
+  async #completeSuccesses(
+    successes: Array<Extract<Outcome, { kind: "success" }>>,
+    deleteJobs: boolean,
+  ): Promise<void> {
     const remaining = new Set(successes);
     const complete = async (group: Array<Extract<Outcome, { kind: "success" }>>) => {
       // Jobs fetched before a re-registration carry another worker id.
@@ -533,7 +615,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         group.map((s) => ({ id: s.job.id, result: s.result })),
         deleteJobs,
       );
-      for (const s of group) remaining.delete(s);
+      for (const s of group) {
+        remaining.delete(s);
+        this.#unwritten.delete(s.job.id);
+      }
     };
     try {
       for (const group of groupBy(successes, (s) => s.job.workerId)) {
@@ -550,7 +635,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
             } catch (singleError) {
               if (isProcError(singleError, "CONNECTION_ERROR")) throw singleError;
               remaining.delete(s);
-              this.#pending.push({ kind: "failure", job: s.job, status: "failed", error: serializeError(singleError) });
+              this.#pending.push({
+                kind: "failure",
+                job: s.job,
+                status: "failed",
+                error: serializeError(singleError),
+              });
             }
           }
         }
@@ -575,7 +665,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           // Pruned as dead (e.g. after a long outage): register again. Running jobs
           // keep completing under the id they were fetched with.
           this.#workerId = await this.#register();
-          this.logger.warn({ action: "worker_reregistered", workerId: this.#workerId }, "worker row was pruned; registered again");
+          this.logger.warn(
+            { action: "worker_reregistered", workerId: this.#workerId },
+            "worker row was pruned; registered again",
+          );
         }
         for (const id of beat.abortJobIds) this.#abort(id);
       } catch (error) {
@@ -622,12 +715,22 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let backoff = 0;
     while (!signal.aborted) {
       try {
-        await service.run({ app: this.app, signal, logger, workerId: this.#workerId!, workerName: this.options.name, queues: this.options.queues });
+        await service.run({
+          app: this.app,
+          signal,
+          logger,
+          workerId: this.#workerId!,
+          workerName: this.options.name,
+          queues: this.options.queues,
+        });
         if (!signal.aborted) backoff = 1000; // returned early: do not spin
       } catch (error) {
         if (signal.aborted) break;
         backoff = Math.min(backoff ? backoff * 2 : 1000, 30_000);
-        logger.error({ action: "service_error", error, retryInMs: backoff }, `worker service ${service.name} failed; restarting`);
+        logger.error(
+          { action: "service_error", error, retryInMs: backoff },
+          `worker service ${service.name} failed; restarting`,
+        );
       }
       if (!signal.aborted && backoff) await sleep(backoff, signal);
     }
@@ -649,7 +752,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           `${this.#running.size} job(s) still running after ${shutdownTimeout} ms: aborting them`,
         );
         for (const running of this.#running.values())
-          running.controller.abort(new WorkerShutdownError(`the worker is stopping (shutdownTimeout of ${shutdownTimeout} ms)`));
+          running.controller.abort(
+            new WorkerShutdownError(`the worker is stopping (shutdownTimeout of ${shutdownTimeout} ms)`),
+          );
       }
     }
     if (this.#running.size) {
@@ -672,7 +777,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       if (!this.#flushing) this.#scheduleFlush();
       const timedOut = await raceTimeout(this.#flushing!, 10_000);
       if (timedOut) {
-        this.logger.error({ action: "finish_timeout", pending: this.#pending.length }, "could not record every outcome before stopping");
+        this.logger.error(
+          { action: "finish_timeout", pending: this.#pending.length },
+          "could not record every outcome before stopping",
+        );
         break;
       }
     }
@@ -682,7 +790,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await this.#listener?.close().catch(() => {});
     if (this.#workerId !== null) {
       await this.app.jobManager.unregisterWorker(this.#workerId).catch((error) => {
-        this.logger.warn({ action: "unregister_error", error }, "could not remove the worker row (it will be pruned)");
+        this.logger.warn(
+          { action: "unregister_error", error },
+          "could not remove the worker row (it will be pruned)",
+        );
       });
     }
     for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler);

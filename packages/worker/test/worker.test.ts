@@ -82,7 +82,16 @@ describe.each(backends())("Worker on %s", (backend) => {
     for (let n = 0; n < 2; n++) await locked.configure({ lock: "B" }).defer({ n });
     await start({ wait: false, concurrency: 4 }).done;
     const a = log.filter((l) => l.includes(" A "));
-    expect(a).toEqual(["start A 0", "end A 0", "start A 1", "end A 1", "start A 2", "end A 2", "start A 3", "end A 3"]);
+    expect(a).toEqual([
+      "start A 0",
+      "end A 0",
+      "start A 1",
+      "end A 1",
+      "start A 2",
+      "end A 2",
+      "start A 3",
+      "end A 3",
+    ]);
     expect(log.filter((l) => l.includes(" B "))).toEqual(["start B 0", "end B 0", "start B 1", "end B 1"]);
   });
 
@@ -119,10 +128,16 @@ describe.each(backends())("Worker on %s", (backend) => {
 
   it("fails jobs of unknown tasks without retry and keeps running", async () => {
     const known = app.task({ name: "known" }, async () => "fine");
-    const unknownId = (await app.configureTask("nobody_knows_me", { allowUnknown: true }).batchDefer([{}]))[0]!;
+    const unknownId = (
+      await app.configureTask("nobody_knows_me", { allowUnknown: true }).batchDefer([{}])
+    )[0]!;
     const knownId = await known.defer({});
     await start({ wait: false }).done;
-    expect(await job(unknownId)).toMatchObject({ status: "failed", attempts: 1, error: { name: "TaskNotFound" } });
+    expect(await job(unknownId)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      error: { name: "TaskNotFound" },
+    });
     expect((await job(unknownId)).error!.message).toContain("nobody_knows_me");
     expect(await job(knownId)).toMatchObject({ status: "succeeded" });
   });
@@ -133,7 +148,9 @@ describe.each(backends())("Worker on %s", (backend) => {
         version: 1 as const,
         vendor: "test",
         validate: (v: unknown) =>
-          typeof (v as { n?: unknown }).n === "number" ? { value: v as { n: number } } : { issues: [{ message: "n must be a number" }] },
+          typeof (v as { n?: unknown }).n === "number"
+            ? { value: v as { n: number } }
+            : { issues: [{ message: "n must be a number" }] },
       },
     };
     const typed = app.task({ name: "typed", schema, retry: 5 }, async ({ n }: { n: number }) => n * 2);
@@ -182,7 +199,9 @@ describe.each(backends())("Worker on %s", (backend) => {
       let started = false;
       const long = app.task({ name: "long", retry: 5 }, async (_args, ctx) => {
         started = true;
-        await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+        );
       });
       const id = await long.defer({});
       start({ listenNotify, abortPollInterval: 100 });
@@ -260,12 +279,16 @@ describe.each(backends())("Worker on %s", (backend) => {
   it("after shutdownTimeout, aborts what is left: retried if the task retries, else aborted", async () => {
     const hang = (name: string, retry?: number) =>
       app.task({ name, ...(retry && { retry }) }, async (_args, ctx) => {
-        await new Promise((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+        );
       });
     const plain = await hang("hang_plain").defer({});
     const retrying = await hang("hang_retrying", 3).defer({});
     const { worker, done } = start({ concurrency: 2, shutdownTimeout: 200 });
-    await waitFor(async () => (await job(plain)).status === "doing" && (await job(retrying)).status === "doing");
+    await waitFor(
+      async () => (await job(plain)).status === "doing" && (await job(retrying)).status === "doing",
+    );
     await worker.stop();
     await done;
     expect(await job(plain)).toMatchObject({ status: "aborted", error: { name: "WorkerShutdownError" } });
@@ -317,16 +340,18 @@ describe.each(backends())("Worker on %s", (backend) => {
   });
 
   it("rejects bad options in one error naming each", () => {
-    expect(() => new Worker(app, { concurrency: 0, pollInterval: -1, deleteJobs: "sometimes" as never })).toThrow(
-      /concurrency.*\n.*pollInterval.*\n.*deleteJobs/s,
-    );
+    expect(
+      () => new Worker(app, { concurrency: 0, pollInterval: -1, deleteJobs: "sometimes" as never }),
+    ).toThrow(/concurrency.*\n.*pollInterval.*\n.*deleteJobs/s);
   });
 
   it("refuses to start on a database without the schema", async () => {
     const fresh = createTestApp(backend, { schema: "not_installed" });
     const other = await fresh;
     try {
-      await expect(new Worker(other.app, { handleSignals: false }).run()).rejects.toThrow(/proc schema apply/);
+      await expect(new Worker(other.app, { handleSignals: false }).run()).rejects.toThrow(
+        /proc schema apply/,
+      );
     } finally {
       await other.dispose();
     }

@@ -196,6 +196,23 @@ AS $$
   GROUP BY (n - 1) / 400;
 $$;
 
+-- Give back doing jobs of a worker that never started them: a fetch whose result
+-- was lost with the connection (it committed, the worker never saw the rows). They
+-- return to todo as if never fetched (attempts restored).
+CREATE FUNCTION {{schema}}.release_jobs_v1(p_worker_id bigint, p_ids bigint[])
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+  UPDATE {{schema}}.jobs j
+  SET status = 'todo',
+      worker_id = NULL,
+      attempts = greatest(j.attempts - 1, 0),
+      started_at = NULL,
+      events = j.events || jsonb_build_object('type', 'released', 'at', now(), 'worker_id', p_worker_id)
+  WHERE j.id = ANY (p_ids) AND j.status = 'doing' AND j.worker_id = p_worker_id
+  RETURNING j.id;
+$$;
+
 -- End a doing job that did not succeed: p_status is 'failed' or 'aborted' (final), or
 -- 'todo' to retry it at p_retry_at with optionally a new queue, priority or lock.
 -- p_error is the error as JSON. Returns the job's new status, or NULL when the job
@@ -266,12 +283,14 @@ END;
 $$;
 
 -- Put a job back to todo by hand or for stalled recovery (any status but todo).
--- Retrying a doing job counts as a stalled recovery (stalled_count + 1).
+-- Retrying a doing job counts as a stalled recovery (stalled_count + 1). With
+-- p_doing_worker_id, only a job still doing on that worker is retried.
 -- Rule for queueing locks (Procrastinate #1446, #1543): a queueing lock only guards
 -- todo jobs, so when a newer todo job holds this job's queueing lock, this job is
 -- retried without its queueing lock. Both jobs run; neither is lost and nothing
 -- raises.
-CREATE FUNCTION {{schema}}.retry_job_v1(p_id bigint, p_retry_at timestamptz, p_queue text, p_priority integer, p_lock text)
+CREATE FUNCTION {{schema}}.retry_job_v1(p_id bigint, p_retry_at timestamptz, p_queue text, p_priority integer, p_lock text,
+                                        p_doing_worker_id bigint)
 RETURNS SETOF {{schema}}.jobs
 LANGUAGE plpgsql
 AS $$
@@ -299,6 +318,9 @@ BEGIN
             'type', 'retried', 'at', now(), 'from', j.status::text, 'worker_id', j.worker_id,
             'queueing_lock_dropped', v_conflict AND j.queueing_lock IS NOT NULL)
       WHERE j.id = p_id AND j.status <> 'todo'
+        -- Stalled recovery passes the worker it saw: if that worker finished the job
+        -- (or it was retried already) in the meantime, nothing happens.
+        AND (p_doing_worker_id IS NULL OR (j.status = 'doing' AND j.worker_id = p_doing_worker_id))
       RETURNING j.* INTO v_job;
       EXIT;
     EXCEPTION WHEN unique_violation THEN

@@ -1,0 +1,80 @@
+import type { App, Logger } from "@proc/core";
+
+export interface LogRecord {
+  level: "debug" | "info" | "warn" | "error";
+  action: unknown;
+  fields: Record<string, unknown>;
+  msg: string | undefined;
+}
+
+/** A logger that remembers every line, to assert on actions. */
+export function recordingLogger(records: LogRecord[] = []): Logger & { records: LogRecord[] } {
+  const at =
+    (level: LogRecord["level"]) =>
+    (fields: Record<string, unknown>, msg?: string): void => {
+      records.push({ level, action: fields.action, fields, msg });
+    };
+  const logger = {
+    records,
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    child: () => logger,
+  };
+  return logger;
+}
+
+/** Run one of the app's worker services as a worker would, until stop(). */
+export function startService(app: App, name: string, logger: Logger, workerId = 1) {
+  const service = app.workerServices.find((s) => s.name === name);
+  if (!service) throw new Error(`no worker service named ${name}`);
+  const controller = new AbortController();
+  const done = service.run({
+    app,
+    signal: controller.signal,
+    logger,
+    workerId,
+    workerName: `test-${workerId}`,
+    queues: null,
+  });
+  return {
+    async stop(): Promise<void> {
+      controller.abort();
+      await done;
+    },
+  };
+}
+
+/** A worker row, as a Worker would register it. */
+export function registerWorker(app: App, name = "w"): Promise<number> {
+  return app.jobManager.registerWorker({ name, host: "test-host", pid: 4242, queues: null, concurrency: 1 });
+}
+
+/** Make a worker look dead: its last heartbeat was `seconds` ago. */
+export async function backdateHeartbeat(app: App, workerId: number, seconds: number): Promise<void> {
+  await app.connector.query(
+    `UPDATE ${app.schema}.workers SET last_heartbeat_at = now() - make_interval(secs => $2) WHERE id = $1`,
+    [workerId, seconds],
+  );
+}
+
+/** Make a doing job look long-running (legacy nbSeconds mode). */
+export async function backdateStart(app: App, jobId: number, seconds: number): Promise<void> {
+  await app.connector.query(
+    `UPDATE ${app.schema}.jobs SET started_at = now() - make_interval(secs => $2) WHERE id = $1`,
+    [jobId, seconds],
+  );
+}
+
+/**
+ * Claim `jobId` on a worker that then "dies": a worker row whose heartbeat is a minute
+ * old, as after a SIGKILL. The job must be the only ready one.
+ */
+export async function claimOnDeadWorker(app: App, jobId: number): Promise<number> {
+  const workerId = await registerWorker(app, "dead");
+  const [claimed] = await app.jobManager.fetchJobs(workerId, null, 1);
+  if (claimed?.id !== jobId) throw new Error(`expected to claim job ${jobId}, got ${claimed?.id}`);
+  await backdateHeartbeat(app, workerId, 60);
+  return workerId;
+}

@@ -1,0 +1,3 @@
+import { procVitestConfig } from "../testing/vitest.preset.js";
+
+export default procVitestConfig();
