@@ -9,6 +9,7 @@ import {
   type Task,
   type WorkerServiceContext,
   isProcError,
+  jsonProblem,
 } from "@proc/core";
 import { type CronSchedule, cronProblems, parseCron } from "./cron.js";
 
@@ -170,8 +171,10 @@ class Scheduler {
       problems.push("args must be a JSON object");
     else if ("timestamp" in args)
       problems.push("args.timestamp is reserved: the scheduler sets it to the tick of each job");
-    else if (!isJson(args))
-      problems.push("args must be JSON-serialisable (plain objects, arrays, primitives)");
+    else {
+      const problem = jsonProblem(args, "args");
+      if (problem) problems.push(problem);
+    }
     if (this.#schedules.some((s) => s.handle.taskName === taskName && s.handle.periodicId === periodicId))
       problems.push(
         `task ${JSON.stringify(taskName)} is already scheduled with periodicId ${JSON.stringify(periodicId)}; ` +
@@ -298,14 +301,6 @@ class Scheduler {
     }
     ctx.logger.info({ action: "periodic_defer", task, periodicId, tick, jobId: id }, "deferred periodic job");
     ctx.app.emit("job:deferred", { ids: [id], task, queue: job.queue });
-  }
-}
-
-function isJson(value: unknown): boolean {
-  try {
-    return JSON.stringify(JSON.parse(JSON.stringify(value))) === JSON.stringify(value);
-  } catch {
-    return false;
   }
 }
 
