@@ -5,7 +5,7 @@ import { PGliteConnector } from "@proc/pglite-connector";
 // `new PgConnector({ connectionString: process.env.DATABASE_URL })` for production.
 export const app = new App({
   connector: new PGliteConnector(),
-  logger: consoleLogger({ level: "warn" }),
+  logger: consoleLogger({ level: "error" }),
 });
 
 export const sendEmail = app.task(
