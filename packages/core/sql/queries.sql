@@ -50,7 +50,7 @@ SELECT * FROM {{schema}}.get_stalled_jobs_v1($1::double precision, $2::double pr
 -- Delete finished jobs older than $1 hours with one of the statuses $2.
 WITH deleted AS (
   DELETE FROM {{schema}}.jobs
-  WHERE finished_at < now() - make_interval(hours => $1::integer)
+  WHERE finished_at < now() - make_interval(secs => $1::double precision * 3600)
     AND status = ANY ($2::text[]::{{schema}}.job_status[])
   RETURNING 1
 )

@@ -385,7 +385,7 @@ export class JobManager {
   async deleteOldJobs(options: { olderThanHours: number; statuses?: JobStatus[] }): Promise<number> {
     const statuses = options.statuses ?? ["succeeded", "failed", "cancelled", "aborted"];
     const [row] = await this.#run<{ count: number }>("delete_old_jobs", [
-      Math.floor(options.olderThanHours),
+      options.olderThanHours,
       statuses,
     ]);
     return row?.count ?? 0;
