@@ -144,9 +144,9 @@ async function recoverStalledJobs(
             `${job.stalledCount} recoveries; maxStalledRetries is ${settings.maxStalledRetries}, so it is not retried`
           : `job ${job.id} ran longer than nbSeconds (${settings.nbSeconds}) again after ` +
             `${job.stalledCount} recoveries; maxStalledRetries is ${settings.maxStalledRetries}, so it is not retried`;
-      // workerId null: whatever worker holds it; the SQL still requires it to be doing,
-      // so a job that finished in the meantime keeps its outcome.
-      const status = await jobManager.failJob(null, job.id, {
+      // Only while still doing on the worker we saw: a job that finished or was
+      // recovered in the meantime keeps its outcome.
+      const status = await jobManager.failJob(job.workerId, job.id, {
         status: "failed",
         error: { name: "StalledJobError", message, workerId: job.workerId, stalledCount: job.stalledCount },
       });

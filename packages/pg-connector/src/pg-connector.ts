@@ -116,11 +116,15 @@ export class PgConnector implements Connector {
     this.#pool = undefined;
     this.#opening = undefined;
     if (!pool) return;
-    // Keep listening while the pool ends: the server may terminate an idle client
-    // in the meantime (DROP DATABASE ... WITH (FORCE), a restart), and an 'error'
-    // event without a listener crashes the process.
-    if (pool !== this.#userPool) await pool.end();
-    pool.off("error", this.#onPoolError);
+    if (pool === this.#userPool) {
+      pool.off("error", this.#onPoolError);
+      return;
+    }
+    // Our listener stays on the discarded pool: pool.end() resolves before its
+    // clients' sockets have closed, and the server may still terminate one meanwhile
+    // (DROP DATABASE ... WITH (FORCE), a restart); the pool re-emits that as 'error',
+    // which without a listener would crash the process.
+    await pool.end();
   }
 
   async query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]> {
