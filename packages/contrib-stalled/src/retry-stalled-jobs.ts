@@ -130,12 +130,13 @@ async function recoverStalledJobs(
   for (const job of await findStalledJobs(jobManager, settings)) {
     // Never our own run (in legacy mode a short nbSeconds could match it).
     if (job.id === ctx.job.id) continue;
+    // Distinct keys: ctx.logger is already bound to this plugin's own job (jobId, task).
     const fields = {
-      jobId: job.id,
-      task: job.task,
-      queue: job.queue,
-      workerId: job.workerId,
-      stalledCount: job.stalledCount,
+      stalledJobId: job.id,
+      stalledTask: job.task,
+      stalledQueue: job.queue,
+      deadWorkerId: job.workerId,
+      previousStalledCount: job.stalledCount,
     };
     if (job.stalledCount >= settings.maxStalledRetries) {
       const message =

@@ -451,7 +451,13 @@ export class JobManager {
       // Checked after LISTEN is in place, so a job finishing in between is not missed.
       const current = await this.#outcomes([id]);
       const now = current.get(id);
-      if (!now) throw new JobNotFound(id);
+      if (!now) {
+        // Deleted as it finished (deleteJobs) just before our check: its "done"
+        // notification is then already on its way. Give it a moment to arrive.
+        const late = await Promise.race([notified, sleep(DONE_GRACE_MS).then(() => null)]);
+        if (late) return late;
+        throw new JobNotFound(id);
+      }
       if (FINAL_STATUSES.includes(now.status)) return now;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new WaitTimeout(id, timeoutMs)), timeoutMs);
@@ -547,6 +553,11 @@ export class JobManager {
     if (listener) await (await listener.catch(() => null))?.close();
   }
 }
+
+/** How long waitForJob listens for the outcome of a job it could not find. */
+const DONE_GRACE_MS = 250;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function translateQueueingLock(error: unknown, jobs: readonly NewJob[]): unknown {
   if (!isProcError(error, "UNIQUE_VIOLATION")) return error;
