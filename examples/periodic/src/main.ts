@@ -1,7 +1,18 @@
 // A periodic task every 2 seconds, three worker processes each running the scheduler:
 // check that each tick ran exactly once. See README.md.
-import { killAllWorkers, spawnWorker } from "./children.js";
-import { Checks, createDatabase, databaseUrlOrSkip, log, rel, sleep, waitFor } from "./support.js";
+import {
+  killAllWorkers,
+  spawnWorker,
+  Checks,
+  createDatabase,
+  databaseUrlOrSkip,
+  log,
+  rel,
+  sleep,
+  waitFor,
+} from "@proc/example-support";
+
+const WORKER_SCRIPT = new URL("./worker.ts", import.meta.url);
 
 const PERIOD_S = 2; // the cron "*/2 * * * * *" in src/app.ts
 const WINDOW_MS = 10_000;
@@ -63,7 +74,7 @@ interface TickRow {
 
 async function run(): Promise<void> {
   const workers = Array.from({ length: WORKERS }, (_, i) =>
-    spawnWorker(`W${i + 1}`, { DATABASE_URL: db.url }),
+    spawnWorker(`W${i + 1}`, WORKER_SCRIPT, { DATABASE_URL: db.url }),
   );
   log(`spawned ${workers.map((w) => `${w.label} (pid ${w.pid})`).join(", ")}`);
   await waitFor(

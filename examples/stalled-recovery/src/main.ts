@@ -1,8 +1,20 @@
 // Kill a worker with SIGKILL in the middle of a job and watch the job run again on
 // another worker, with retryStalledJobs() at its defaults. See README.md.
 import type { Job } from "@proc/core";
-import { type WorkerProcess, killAllWorkers, spawnWorker } from "./children.js";
-import { Checks, createDatabase, databaseUrlOrSkip, log, rel, sleep, waitFor } from "./support.js";
+import {
+  type WorkerProcess,
+  killAllWorkers,
+  spawnWorker,
+  Checks,
+  createDatabase,
+  databaseUrlOrSkip,
+  log,
+  rel,
+  sleep,
+  waitFor,
+} from "@proc/example-support";
+
+const WORKER_SCRIPT = new URL("./worker.ts", import.meta.url);
 
 /** retryStalledJobs() defaults: a look every 10 s + a worker is dead after 30 s without heartbeat. */
 const CRON_PERIOD_S = 10;
@@ -58,7 +70,10 @@ console.log(
 process.exit(interrupted ? 130 : ok ? 0 : 1);
 
 async function run(): Promise<void> {
-  const workers = [spawnWorker("W1", { DATABASE_URL: db.url }), spawnWorker("W2", { DATABASE_URL: db.url })];
+  const workers = [
+    spawnWorker("W1", WORKER_SCRIPT, { DATABASE_URL: db.url }),
+    spawnWorker("W2", WORKER_SCRIPT, { DATABASE_URL: db.url }),
+  ];
   log(`spawned workers W1 (pid ${workers[0]!.pid}) and W2 (pid ${workers[1]!.pid}), concurrency 2 each`);
   const rows = await waitFor(
     "both workers to register",

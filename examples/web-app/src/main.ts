@@ -4,7 +4,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Worker } from "@proc/worker";
-import { Checks, createDatabase, databaseUrlOrSkip, log, waitFor } from "./support.js";
+import { Checks, createDatabase, databaseUrlOrSkip, log, waitFor } from "@proc/example-support";
 
 const adminUrl = databaseUrlOrSkip();
 log("web-app: POST /signup defers a job in the same transaction as the new user");

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { app, pool, welcomeEmail } from "./app.js";
-import { log } from "./support.js";
+import { log } from "@proc/example-support";
 
 /** The HTTP API: POST /signup, GET /jobs/:id. */
 export const api = new Hono();

@@ -15,7 +15,7 @@ import {
   recordingLogger,
   registerWorker,
   startService,
-} from "./helpers.js";
+} from "@proc/testing";
 
 const offline = () =>
   new App({ connector: { query: async () => [] } as unknown as Connector, logger: recordingLogger() });
@@ -103,7 +103,12 @@ describe.each(backends())("retryStalledJobs (%s)", (backend) => {
     expect(job).toMatchObject({ status: "todo", stalledCount: 1, workerId: null });
     expect(job.events.at(-1)).toMatchObject({ type: "retried", from: "doing", worker_id: deadWorker });
     const [line] = logger.records.filter((r) => r.action === "retry_stalled_job");
-    expect(line?.fields).toMatchObject({ stalledJobId: id, stalledTask: "work", deadWorkerId: deadWorker, previousStalledCount: 0 });
+    expect(line?.fields).toMatchObject({
+      stalledJobId: id,
+      stalledTask: "work",
+      deadWorkerId: deadWorker,
+      previousStalledCount: 0,
+    });
   });
 
   it("retries the job of a worker whose row is gone", async () => {
@@ -157,7 +162,10 @@ describe.each(backends())("retryStalledJobs (%s)", (backend) => {
     expect(job.error).toMatchObject({ name: "StalledJobError", workerId: lastWorker, stalledCount: 2 });
     expect(job.error?.message).toMatch(/stalled again .* after 2 recoveries; maxStalledRetries is 2/);
     const [line] = logger.records.filter((r) => r.action === "fail_stalled_job");
-    expect(line).toMatchObject({ level: "error", fields: { stalledJobId: id, stalledTask: "work", deadWorkerId: lastWorker } });
+    expect(line).toMatchObject({
+      level: "error",
+      fields: { stalledJobId: id, stalledTask: "work", deadWorkerId: lastWorker },
+    });
   });
 
   it("retries a stalled job whose queueing lock a newer todo job holds: both jobs are kept", async () => {
@@ -172,7 +180,7 @@ describe.each(backends())("retryStalledJobs (%s)", (backend) => {
     expect(a).toMatchObject({ status: "todo", queueingLock: null });
     expect(b).toMatchObject({ status: "todo", queueingLock: "mail:1" });
     expect(logger.records.find((r) => r.action === "retry_stalled_job")?.fields).toMatchObject({
-      jobId: old,
+      stalledJobId: old,
       queueingLockDropped: true,
     });
   });

@@ -2,7 +2,7 @@ import { App, type Connector, type Job } from "@proc/core";
 import { backends, createTestApp } from "@proc/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { periodic, scheduler } from "../src/index.js";
-import { type LogRecord, recordingLogger, startService } from "./helpers.js";
+import { type LogRecord, recordingLogger, startService } from "@proc/testing";
 
 const EVERY_SECOND = "* * * * * *";
 

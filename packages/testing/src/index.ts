@@ -109,3 +109,13 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+export {
+  type LogRecord,
+  backdateHeartbeat,
+  backdateStart,
+  claimOnDeadWorker,
+  recordingLogger,
+  registerWorker,
+  startService,
+} from "./fixtures.js";

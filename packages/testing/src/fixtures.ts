@@ -1,3 +1,5 @@
+// Small fixtures for tests of plugins and workers: a recording logger, running a
+// worker service by hand, and making workers and jobs look dead or old.
 import type { App, Logger } from "@proc/core";
 
 export interface LogRecord {

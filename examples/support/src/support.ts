@@ -1,4 +1,4 @@
-// Plumbing shared by this example's main process: the timeline, the throwaway
+// Plumbing shared by the examples' main processes: the timeline, the throwaway
 // database, waiting. Nothing here is proc-specific.
 import { randomBytes } from "node:crypto";
 import pg from "pg";

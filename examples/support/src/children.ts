@@ -1,4 +1,4 @@
-// Worker processes for the example: spawned with the same Node flags as this one
+// Worker processes for an example: spawned with the same Node flags as this one
 // (tsx, the @proc/source condition), their output prefixed into the timeline, and
 // never left behind: every child still alive is SIGKILLed when this process exits.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,11 +17,10 @@ export interface WorkerProcess {
 
 const children = new Set<WorkerProcess>();
 
-/** Start `node <this process's flags> src/worker.ts` with `env` added to the environment. */
-export function spawnWorker(label: string, env: Record<string, string>): WorkerProcess {
-  const script = fileURLToPath(new URL("./worker.ts", import.meta.url));
-  const child = spawn(process.execPath, [...process.execArgv, script], {
-    cwd: fileURLToPath(new URL("..", import.meta.url)),
+/** Start `node <this process's flags> <script>` with `env` added to the environment. */
+export function spawnWorker(label: string, script: URL, env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(script)], {
+    cwd: fileURLToPath(new URL("..", script)),
     env: { ...process.env, ...env },
     // The IPC channel lets the worker notice when this process dies (see worker.ts).
     stdio: ["ignore", "pipe", "pipe", "ipc"],

@@ -1,0 +1,2 @@
+export { type WorkerProcess, killAllWorkers, spawnWorker } from "./children.js";
+export { Checks, createDatabase, databaseUrlOrSkip, log, rel, sleep, waitFor } from "./support.js";
