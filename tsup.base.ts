@@ -1,0 +1,11 @@
+// The build of every published package: ESM + CJS + .d.ts from src/index.ts.
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: ["src/index.ts"],
+  format: ["esm", "cjs"],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: "node20",
+});
