@@ -37,6 +37,11 @@ export interface RetryStalledJobsOptions {
   pruneWorkers?: boolean;
   /** Queue of the plugin's own jobs: some worker must listen to it. @defaultValue "default" */
   taskQueue?: string;
+  /**
+   * Priority of the plugin's own jobs: above ordinary work, so that recovery does not
+   * wait behind a backlog. @defaultValue 1000
+   */
+  taskPriority?: number;
 }
 
 /** The stored result of each run of the plugin's task. */
@@ -52,6 +57,7 @@ const DEFAULTS = {
   maxStalledRetries: 3,
   pruneWorkers: true,
   taskQueue: "default",
+  taskPriority: 1000,
 } as const;
 
 /**
@@ -73,7 +79,12 @@ export function retryStalledJobs(options: RetryStalledJobsOptions = {}): Plugin 
         // lock only guards todo jobs, so when a worker dies while running this task, its
         // doing job neither blocks the next tick's defer nor, as a lock would, the next
         // run; the next run recovers it like any other stalled job.
-        { name: RETRY_STALLED_JOBS_TASK, queue: settings.taskQueue, queueingLock: RETRY_STALLED_JOBS_TASK },
+        {
+          name: RETRY_STALLED_JOBS_TASK,
+          queue: settings.taskQueue,
+          priority: settings.taskPriority,
+          queueingLock: RETRY_STALLED_JOBS_TASK,
+        },
         (_args: PeriodicArgs, ctx) => recoverStalledJobs(app.jobManager, settings, ctx),
       );
       periodic(app, { cron: settings.cron }, task);
@@ -111,6 +122,7 @@ function resolveOptions(options: RetryStalledJobsOptions): Settings {
   if (typeof settings.pruneWorkers !== "boolean") problems.push("pruneWorkers must be a boolean");
   if (typeof settings.taskQueue !== "string" || settings.taskQueue === "")
     problems.push("taskQueue must be a queue name");
+  if (!Number.isInteger(settings.taskPriority)) problems.push("taskPriority must be an integer");
   if (problems.length) throw new InvalidOptions("retryStalledJobs", problems);
   return settings;
 }

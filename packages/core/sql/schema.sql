@@ -93,8 +93,14 @@ CREATE TABLE {{schema}}.periodic_defers (
 -- transaction; Postgres folds duplicates), fired on commit.
 CREATE FUNCTION {{schema}}.defer_jobs_v1(p_jobs jsonb)
 RETURNS SETOF bigint
-LANGUAGE sql
+LANGUAGE plpgsql
+-- plpgsql caches the plan (a LANGUAGE sql function is planned on every call), and a
+-- batch insert is never worth JIT compiling (it costs ~25 ms when the cost estimate
+-- of a large batch crosses jit_above_cost).
+SET jit = off
 AS $$
+BEGIN
+  RETURN QUERY
   WITH inserted AS (
     INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, events)
     SELECT j.queue, j.task, coalesce(j.priority, 0), j.lock, j.queueing_lock, coalesce(j.args, '{}'),
@@ -115,7 +121,8 @@ AS $$
     GROUP BY queue_name
   )
   -- Referencing "notified" makes Postgres run it (an unreferenced SELECT CTE is skipped).
-  SELECT id FROM inserted WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY id;
+  SELECT i.id FROM inserted i WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY i.id;
+END;
 $$;
 
 -- Claim up to p_limit ready jobs for worker p_worker_id in one round trip.
@@ -127,13 +134,27 @@ $$;
 -- (the caller retries a fetch that hits it).
 CREATE FUNCTION {{schema}}.fetch_jobs_v1(p_worker_id bigint, p_queues text[], p_limit integer)
 RETURNS SETOF {{schema}}.jobs
-LANGUAGE sql
+LANGUAGE plpgsql
+-- The plan must walk jobs_fetch_idx (or jobs_queue_fetch_idx for one queue) in order
+-- and stop after p_limit rows. Left alone, the planner sorts every todo row instead:
+-- a generic plan assumes LIMIT $n returns 10% of the table, and freshly inserted rows
+-- are not analysed yet. Measured with 20,000 todo jobs: 4-12 ms per fetch sorted,
+-- 0.15-0.2 ms in index order. Hence a custom plan per call (p_limit and p_queues
+-- known), no sort, no JIT (it never pays off here).
+SET plan_cache_mode = force_custom_plan
+SET enable_sort = off
+SET jit = off
 AS $$
+BEGIN
+  RETURN QUERY
   WITH candidates AS (
     SELECT j.id
     FROM {{schema}}.jobs j
     WHERE j.status = 'todo'
-      AND (p_queues IS NULL OR j.queue_name = ANY (p_queues))
+      -- One queue as an equality, so that jobs_queue_fetch_idx gives the order.
+      AND (p_queues IS NULL
+           OR (cardinality(p_queues) = 1 AND j.queue_name = p_queues[1])
+           OR (cardinality(p_queues) > 1 AND j.queue_name = ANY (p_queues)))
       AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
       AND (j.lock IS NULL OR NOT EXISTS (
         SELECT 1 FROM {{schema}}.jobs o
@@ -157,6 +178,7 @@ AS $$
   FROM candidates c
   WHERE j.id = c.id
   RETURNING j.*;
+END;
 $$;
 
 -- Mark jobs succeeded in one call. Only jobs still doing on p_worker_id are touched:

@@ -44,6 +44,12 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** Connections set apart from the connector's pool (see {@link Connector.reserve}). */
+export interface ReservedConnections extends Queryable {
+  /** Release them. Idempotent. */
+  close(): Promise<void>;
+}
+
 export interface Connector extends Queryable {
   /** Open pools/instances. Idempotent. */
   open(): Promise<void>;
@@ -56,6 +62,13 @@ export interface Connector extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Listen to channels on a dedicated connection that reconnects on its own. */
   listen(options: ListenOptions): Promise<Listener>;
+  /**
+   * Up to `size` connections of their own, outside the pool that `query` and tasks
+   * share: the worker runs its bookkeeping (fetch, complete, heartbeat) on them, so
+   * tasks that hold every pooled connection cannot starve it. A connector with a
+   * single session (PGlite) may return a view of that session.
+   */
+  reserve(size: number): ReservedConnections;
   /** Adapt a caller's connection (see {@link DriverConnection}), translating its errors. */
   wrapConnection(connection: DriverConnection): Queryable;
   /**

@@ -16,6 +16,7 @@ export type {
   ListenOptions,
   Notification,
   Queryable,
+  ReservedConnections,
 } from "./connector.js";
 export {
   AlreadyEnqueued,

@@ -115,10 +115,21 @@ export class JobManager {
   #doneListener: Promise<Listener> | null = null;
   readonly #waiters = new Map<number, Set<(outcome: JobOutcome | null) => void>>();
 
-  constructor(connector: Connector, sql: SqlCatalog, logger: Logger) {
+  readonly #queryable: Queryable;
+
+  constructor(connector: Connector, sql: SqlCatalog, logger: Logger, queryable: Queryable = connector) {
     this.#connector = connector;
     this.#sql = sql;
     this.#logger = logger;
+    this.#queryable = queryable;
+  }
+
+  /**
+   * The same operations, run on `queryable` (for example connections reserved with
+   * `connector.reserve()`); LISTEN still goes through the connector.
+   */
+  on(queryable: Queryable): JobManager {
+    return new JobManager(this.#connector, this.#sql, this.#logger, queryable);
   }
 
   /** NOTIFY channel for new jobs and abort requests (the worker listens to it). */
@@ -126,7 +137,7 @@ export class JobManager {
     return this.#sql.channel;
   }
 
-  #run<R>(name: QueryName, params: readonly unknown[], q: Queryable = this.#connector): Promise<R[]> {
+  #run<R>(name: QueryName, params: readonly unknown[], q: Queryable = this.#queryable): Promise<R[]> {
     return q.query<R>(this.#sql.queries[name], params);
   }
 
@@ -384,10 +395,7 @@ export class JobManager {
   /** Delete finished jobs older than `olderThanHours`; returns how many. */
   async deleteOldJobs(options: { olderThanHours: number; statuses?: JobStatus[] }): Promise<number> {
     const statuses = options.statuses ?? ["succeeded", "failed", "cancelled", "aborted"];
-    const [row] = await this.#run<{ count: number }>("delete_old_jobs", [
-      options.olderThanHours,
-      statuses,
-    ]);
+    const [row] = await this.#run<{ count: number }>("delete_old_jobs", [options.olderThanHours, statuses]);
     return row?.count ?? 0;
   }
 

@@ -8,6 +8,7 @@ import {
   type ListenOptions,
   type Logger,
   type Queryable,
+  type ReservedConnections,
   redact,
   silentLogger,
   translateDriverError,
@@ -56,6 +57,7 @@ export class PgConnector implements Connector {
   readonly #logger: Logger;
   readonly #target: string;
   readonly #listeners = new Set<PgListener>();
+  readonly #reserved = new Set<ReservedConnections>();
   #pool: Pool | undefined;
   #opening: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -112,6 +114,7 @@ export class PgConnector implements Connector {
   async #close(): Promise<void> {
     await this.#opening?.catch(() => {});
     await Promise.all([...this.#listeners].map((listener) => listener.close()));
+    await Promise.all([...this.#reserved].map((reserved) => reserved.close()));
     const pool = this.#pool;
     this.#pool = undefined;
     this.#opening = undefined;
@@ -128,7 +131,31 @@ export class PgConnector implements Connector {
   }
 
   async query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<Row[]> {
-    const lease = await this.#checkout();
+    return this.#queryOn(this.#requirePool("query"), sql, params);
+  }
+
+  /**
+   * A pool of `size` connections of its own (same settings), outside the main pool: the
+   * worker's bookkeeping runs there, so tasks holding every pooled connection cannot
+   * starve heartbeats and completions. Ended by `close()` or by the connector's close.
+   */
+  reserve(size: number): ReservedConnections {
+    this.#requirePool("reserve connections");
+    const pool = new Pool({ ...this.#config, max: size });
+    pool.on("error", this.#onPoolError);
+    const reserved: ReservedConnections = {
+      query: (sql, params) => this.#queryOn(pool, sql, params),
+      close: async () => {
+        if (!this.#reserved.delete(reserved)) return;
+        await pool.end(); // the error listener stays: see #close
+      },
+    };
+    this.#reserved.add(reserved);
+    return reserved;
+  }
+
+  async #queryOn<Row>(pool: Pool, sql: string, params?: readonly unknown[]): Promise<Row[]> {
+    const lease = await this.#checkout(pool);
     try {
       return await lease.query<Row>(sql, params);
     } finally {
@@ -137,7 +164,7 @@ export class PgConnector implements Connector {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const lease = await this.#checkout();
+    const lease = await this.#checkout(this.#requirePool("run a transaction"));
     try {
       await lease.query("BEGIN");
       let result: T;
@@ -193,8 +220,7 @@ export class PgConnector implements Connector {
     return listener;
   }
 
-  async #checkout(): Promise<Lease> {
-    const pool = this.#requirePool("query");
+  async #checkout(pool: Pool): Promise<Lease> {
     try {
       return new Lease(await pool.connect());
     } catch (error) {

@@ -9,6 +9,7 @@ import {
   type ListenOptions,
   type Logger,
   type Queryable,
+  type ReservedConnections,
   silentLogger,
   translateDriverError,
 } from "@proc/core";
@@ -129,6 +130,11 @@ export class PGliteConnector implements Connector {
       if (failure) throw failure.error;
       throw translateDriverError(error);
     }
+  }
+
+  /** PGlite is one session: reserved connections are that same session (it queues). */
+  reserve(_size: number): ReservedConnections {
+    return { query: (sql, params) => this.query(sql, params), close: async () => {} };
   }
 
   wrapConnection(connection: DriverConnection): Queryable {

@@ -5,9 +5,11 @@ import {
   type JobContext,
   type JobError,
   type JobStatus,
+  type JobManager,
   type JsonValue,
   type Listener,
   type Logger,
+  type ReservedConnections,
   TaskNotFound,
   TypedEmitter,
   type WorkerService,
@@ -75,6 +77,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly options: ResolvedWorkerOptions;
   readonly logger: Logger;
   #state: State = "idle";
+  /**
+   * The worker's own bookkeeping (fetch, complete, heartbeat) runs on connections
+   * reserved for it, never on the pool that tasks share: tasks holding every pooled
+   * connection must not make a live worker look dead (and its jobs run twice).
+   */
+  #reserved: ReservedConnections | null = null;
+  #jm!: JobManager;
   #workerId: number | null = null;
   readonly #running = new Map<number, RunningJob>();
   readonly #wakeup = new Wakeup();
@@ -140,9 +149,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     try {
       await this.app.checkSchema();
+      // One connection: fetches, completions and heartbeats are short statements
+      // (well under a millisecond each), and every connection counts against the
+      // server's max_connections times the number of workers.
+      this.#reserved = this.app.connector.reserve(1);
+      this.#jm = this.app.jobManager.on(this.#reserved);
       this.#workerId = await this.#register();
     } catch (error) {
       this.#state = "stopped";
+      await this.#reserved?.close();
       await this.app.close();
       throw error;
     }
@@ -213,7 +228,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   #register(): Promise<number> {
     const { name, queues, concurrency } = this.options;
-    return this.app.jobManager.registerWorker({
+    return this.#jm.registerWorker({
       name,
       host: hostname(),
       pid: process.pid,
@@ -251,7 +266,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let wasDisconnected = false;
     try {
       this.#listener = await this.app.connector.listen({
-        channels: [this.app.jobManager.channel],
+        channels: [this.#jm.channel],
         onNotification: ({ payload }) => this.#onNotification(payload),
         onStateChange: (state, error) => {
           if (state === "disconnected") {
@@ -310,12 +325,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         let jobs: Job[];
         try {
           this.#hint = false;
-          jobs = await this.app.jobManager.fetchJobs(this.#workerId!, queues, limit);
+          jobs = await this.#jm.fetchJobs(this.#workerId!, queues, limit);
           for (const job of jobs) this.#start(job);
           if (this.#reconcile) await this.#releaseOrphans();
           if (checkScheduled) {
             checkScheduled = false;
-            const next = await this.app.jobManager.nextScheduledAt(queues);
+            const next = await this.#jm.nextScheduledAt(queues);
             if (next) this.#armScheduledTimer(next.getTime());
           }
           backoff = 0;
@@ -359,11 +374,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
    */
   async #releaseOrphans(): Promise<void> {
     const known = new Set([...this.#running.keys(), ...this.#unwritten]);
-    const orphans = (await this.app.jobManager.workerDoingJobs(this.#workerId!)).filter(
-      (id) => !known.has(id),
-    );
+    const orphans = (await this.#jm.workerDoingJobs(this.#workerId!)).filter((id) => !known.has(id));
     if (orphans.length) {
-      const released = await this.app.jobManager.releaseJobs(this.#workerId!, orphans);
+      const released = await this.#jm.releaseJobs(this.#workerId!, orphans);
       this.logger.warn(
         { action: "release_orphaned_jobs", jobIds: released },
         `gave back ${released.length} job(s) claimed by a lost fetch`,
@@ -574,7 +587,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
           for (const [i, f] of failures.entries()) {
             try {
-              await this.app.jobManager.failJob(f.job.workerId, f.job.id, {
+              await this.#jm.failJob(f.job.workerId, f.job.id, {
                 status: f.status,
                 error: f.error,
                 ...(f.retry && { retry: f.retry }),
@@ -610,7 +623,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const remaining = new Set(successes);
     const complete = async (group: Array<Extract<Outcome, { kind: "success" }>>) => {
       // Jobs fetched before a re-registration carry another worker id.
-      await this.app.jobManager.completeJobs(
+      await this.#jm.completeJobs(
         group[0]!.job.workerId,
         group.map((s) => ({ id: s.job.id, result: s.result })),
         deleteJobs,
@@ -660,7 +673,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       await this.#wakeupOrStop(heartbeatInterval);
       if (this.#finalStop()) break;
       try {
-        const beat = await this.app.jobManager.heartbeatWorker(this.#workerId!);
+        const beat = await this.#jm.heartbeatWorker(this.#workerId!);
         if (!beat.workerFound) {
           // Pruned as dead (e.g. after a long outage): register again. Running jobs
           // keep completing under the id they were fetched with.
@@ -684,7 +697,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const ids = [...this.#running.keys()];
       if (!ids.length) continue;
       try {
-        for (const id of await this.app.jobManager.abortRequestedJobs(ids)) this.#abort(id);
+        for (const id of await this.#jm.abortRequestedJobs(ids)) this.#abort(id);
       } catch (error) {
         this.logger.warn({ action: "abort_poll_error", error }, "could not poll for abort requests");
       }
@@ -789,13 +802,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await raceTimeout(Promise.allSettled(this.#background), 5000);
     await this.#listener?.close().catch(() => {});
     if (this.#workerId !== null) {
-      await this.app.jobManager.unregisterWorker(this.#workerId).catch((error) => {
+      await this.#jm.unregisterWorker(this.#workerId).catch((error) => {
         this.logger.warn(
           { action: "unregister_error", error },
           "could not remove the worker row (it will be pruned)",
         );
       });
     }
+    await this.#reserved?.close();
     for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler);
     this.#signalHandlers.length = 0;
     this.#state = "stopped";

@@ -1,0 +1,24 @@
+import type { SystemName } from "../config.js";
+import type { System } from "./types.js";
+
+export type { Producer, ProducerContext, RunningWorker, System, WorkerSpec } from "./types.js";
+
+/**
+ * Loaded on demand: a worker child imports only its own system, so a peer's run never
+ * depends on proc's sources (which may be mid-edit in a working tree) and its RSS holds
+ * no other system's code.
+ */
+const LOADERS: Record<SystemName, () => Promise<System>> = {
+  proc: async () => (await import("./proc.js")).proc,
+  graphile: async () => (await import("./graphile.js")).graphile,
+  "graphile-lq": async () => (await import("./graphile.js")).graphileLocalQueue,
+  pgboss: async () => (await import("./pgboss.js")).pgboss,
+  sql: async () => (await import("./sql.js")).sql,
+};
+
+export function loadSystem(name: SystemName): Promise<System> {
+  return LOADERS[name]();
+}
+
+/** Worker-only variants enqueue exactly like their base system. */
+export const SAME_PRODUCER_AS: Partial<Record<SystemName, SystemName>> = { "graphile-lq": "graphile" };

@@ -1,0 +1,77 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ChildConfig, ChildMessage } from "./protocol.js";
+
+const CHILD_SCRIPT = fileURLToPath(new URL("./child.ts", import.meta.url));
+
+/**
+ * The parent's handle on a worker child. The child runs with the parent's own exec
+ * arguments (`--conditions=@proc/source --import tsx`), so proc runs from its sources.
+ */
+export class WorkerProcess {
+  readonly #child: ChildProcess;
+  readonly #failed: Promise<never>;
+  readonly #messages = new Map<ChildMessage["type"], Array<(message: ChildMessage) => void>>();
+  readonly #jobStarts: Array<{ sentAt: number; at: number }> = [];
+  /** Child time just before its worker start call. */
+  readonly starting: Promise<number>;
+  /** Child time once its worker start call returned. */
+  readonly started: Promise<number>;
+  /** Child time at which its handlers had run every expected job (drains). */
+  readonly handledAll: Promise<number>;
+
+  constructor(config: ChildConfig) {
+    this.#child = fork(CHILD_SCRIPT, [], {
+      execArgv: process.execArgv,
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    this.#failed = new Promise<never>((_, reject) => {
+      this.#child.on("message", (message: ChildMessage) => {
+        if (message.type === "error") reject(new Error(`${config.system} worker: ${message.message}`));
+        else if (message.type === "job-start") this.#jobStarts.push(message);
+        for (const listener of this.#messages.get(message.type) ?? []) listener(message);
+      });
+      this.#child.on("exit", (code) => {
+        if (code !== 0) reject(new Error(`${config.system} worker exited with code ${code}`));
+      });
+    });
+    // A failure surfaces through whichever promise the caller awaits; never unhandled.
+    this.#failed.catch(() => {});
+    this.starting = this.#next("starting").then((m) => m.at);
+    this.started = this.#next("started").then((m) => m.at);
+    this.handledAll = this.#next("handled-all").then((m) => m.at);
+    this.#child.send(config);
+  }
+
+  /** Every job start seen so far (latency runs). */
+  get jobStarts(): ReadonlyArray<{ sentAt: number; at: number }> {
+    return this.#jobStarts;
+  }
+
+  #next<T extends ChildMessage["type"]>(type: T): Promise<Extract<ChildMessage, { type: T }>> {
+    const received = new Promise<Extract<ChildMessage, { type: T }>>((resolve) => {
+      const listeners = this.#messages.get(type) ?? [];
+      listeners.push(resolve as (message: ChildMessage) => void);
+      this.#messages.set(type, listeners);
+    });
+    const settled = Promise.race([received, this.#failed]);
+    settled.catch(() => {});
+    return settled;
+  }
+
+  /** Stop the worker gracefully; resolves with its peak RSS in bytes. */
+  async stop(): Promise<number> {
+    const stopped = this.#next("stopped");
+    this.#child.send({ type: "stop" });
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), 30_000);
+    try {
+      return (await stopped).peakRssBytes;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  kill(): void {
+    if (this.#child.exitCode === null) this.#child.kill("SIGKILL");
+  }
+}
