@@ -29,8 +29,15 @@ export interface WorkerOptions {
   heartbeatInterval?: number;
   /** How often running jobs are checked for abort requests when NOTIFY is off, in ms. @defaultValue 1000 */
   abortPollInterval?: number;
-  /** Most jobs claimed per fetch round trip. @defaultValue concurrency */
+  /** Most jobs claimed per fetch round trip. @defaultValue max(concurrency, 100) */
   fetchBatchSize?: number;
+  /**
+   * Most jobs claimed ahead of free slots, so that short jobs never wait for a fetch
+   * round trip. The worker only prefetches about as many jobs as it finishes during two
+   * fetch round trips: none for slow jobs, which therefore stay available to other
+   * workers. 0 disables prefetching. @defaultValue 10 × concurrency, at most 1000
+   */
+  prefetch?: number;
   /** Merged into every task's context (see AdditionalContext in @proc/core). */
   additionalContext?: Record<string, unknown>;
   /** Wrap every task run, outermost first. */
@@ -67,6 +74,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   };
   positive("concurrency", true);
   positive("fetchBatchSize", true);
+  if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0))
+    problems.push(`prefetch: expected an integer >= 0 (got ${String(options.prefetch)})`);
   positive("pollInterval");
   positive("heartbeatInterval");
   positive("abortPollInterval");
@@ -105,7 +114,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     concurrency,
     queues: options.queues ?? null,
     name: options.name ?? `${hostname()}-${process.pid}`,
-    fetchBatchSize: options.fetchBatchSize ?? concurrency,
+    fetchBatchSize: options.fetchBatchSize ?? Math.max(concurrency, 100),
+    prefetch: options.prefetch ?? Math.min(10 * concurrency, 1000),
     additionalContext: options.additionalContext ?? {},
     middleware: options.middleware ?? [],
   } as ResolvedWorkerOptions;

@@ -86,6 +86,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   #jm!: JobManager;
   #workerId: number | null = null;
   readonly #running = new Map<number, RunningJob>();
+  /** Claimed (doing) but not started yet: prefetched for free slots. */
+  #buffer: Job[] = [];
+  /** How many jobs to keep in #buffer: what finishes during two fetch round trips. */
+  #prefetchTarget = 0;
+  /** Finished jobs per ms, smoothed; and the count since the last fetch. */
+  #rate = 0;
+  #finishedSinceFetch = 0;
+  #lastFetchAt = 0;
   readonly #wakeup = new Wakeup();
   /** A fetch may find jobs: set by NOTIFY, timers, polls and finished lock jobs. */
   #hint = true;
@@ -316,17 +324,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const { concurrency, fetchBatchSize, pollInterval, queues } = this.options;
     let backoff = 0;
     let checkScheduled = true;
+    this.#lastFetchAt = performance.now();
     while (this.#state === "running") {
-      const free = concurrency - this.#running.size;
+      this.#startBuffered();
+      const claimed = this.#running.size + this.#buffer.length;
+      const room = concurrency + this.#prefetchTarget - claimed;
+      // Refill the buffer when it is half empty, not after every job: one fetch per
+      // finished job would cost a round trip each.
+      const lowWater = this.#buffer.length <= this.#prefetchTarget / 2;
       // Backpressure: while the database refuses writes, do not claim more work.
       const backlog = this.#pending.length > concurrency * 4;
-      if (free > 0 && this.#hint && !backlog) {
-        const limit = Math.min(free, fetchBatchSize);
+      if (room > 0 && lowWater && this.#hint && !backlog) {
+        const limit = Math.min(room, fetchBatchSize);
         let jobs: Job[];
         try {
           this.#hint = false;
+          const sent = performance.now();
           jobs = await this.#jm.fetchJobs(this.#workerId!, queues, limit);
-          for (const job of jobs) this.#start(job);
+          this.#adaptPrefetch(performance.now() - sent);
+          this.#buffer.push(...jobs);
+          this.#startBuffered();
           if (this.#reconcile) await this.#releaseOrphans();
           if (checkScheduled) {
             checkScheduled = false;
@@ -368,12 +385,54 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   /**
+   * Size the buffer to what finishes during two fetch round trips at the current
+   * pace: short jobs get a deep buffer (no slot waits for the database), slow jobs
+   * none (they are not hoarded away from other workers).
+   */
+  #adaptPrefetch(roundTripMs: number): void {
+    const now = performance.now();
+    const rate = this.#finishedSinceFetch / Math.max(now - this.#lastFetchAt, 1);
+    this.#rate = this.#rate * 0.7 + rate * 0.3;
+    this.#finishedSinceFetch = 0;
+    this.#lastFetchAt = now;
+    this.#prefetchTarget = Math.min(this.options.prefetch, Math.floor(this.#rate * roundTripMs * 2));
+  }
+
+  /** Move buffered jobs into free slots. */
+  #startBuffered(): void {
+    if (this.#state !== "running") return;
+    while (this.#buffer.length && this.#running.size < this.options.concurrency)
+      this.#start(this.#buffer.shift()!);
+  }
+
+  /** Give back jobs claimed but never started (on stop): attempts restored. */
+  async #releaseBuffer(): Promise<void> {
+    const jobs = this.#buffer.splice(0);
+    if (!jobs.length) return;
+    try {
+      for (const group of groupBy(jobs, (j) => j.workerId))
+        await this.#jm.releaseJobs(
+          group[0]!.workerId!,
+          group.map((j) => j.id),
+        );
+      this.logger.debug(
+        { action: "release_prefetched_jobs", count: jobs.length },
+        "gave back prefetched jobs",
+      );
+    } catch (error) {
+      // They stay doing on this worker, whose row is about to go: stalled recovery
+      // will put them back.
+      this.logger.warn({ action: "release_error", error }, "could not give back prefetched jobs");
+    }
+  }
+
+  /**
    * After a lost connection, a fetch may have committed its claim without the rows
    * ever reaching us: those jobs would stay doing on a live, heartbeating worker and
    * never be recovered. Give back every job the database says we run but we do not.
    */
   async #releaseOrphans(): Promise<void> {
-    const known = new Set([...this.#running.keys(), ...this.#unwritten]);
+    const known = new Set([...this.#running.keys(), ...this.#unwritten, ...this.#buffer.map((j) => j.id)]);
     const orphans = (await this.#jm.workerDoingJobs(this.#workerId!)).filter((id) => !known.has(id));
     if (orphans.length) {
       const released = await this.#jm.releaseJobs(this.#workerId!, orphans);
@@ -387,7 +446,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Nothing running and every outcome written (so no lock is still held by us). */
   #idle(): boolean {
-    return this.#running.size === 0 && this.#pending.length === 0 && this.#flushing === null;
+    return (
+      this.#running.size === 0 &&
+      this.#buffer.length === 0 &&
+      this.#pending.length === 0 &&
+      this.#flushing === null
+    );
   }
 
   #armScheduledTimer(at: number): void {
@@ -416,6 +480,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#running.set(job.id, running);
     void done.then(() => {
       this.#running.delete(job.id);
+      this.#finishedSinceFetch++;
+      this.#startBuffered(); // no round trip between a finished job and the next
       this.#wakeup.wake();
     });
     void this.#execute(running).finally(release);
@@ -552,6 +618,17 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   #abort(jobId: number): void {
+    const index = this.#buffer.findIndex((j) => j.id === jobId);
+    if (index >= 0) {
+      // Prefetched, not started: it ends aborted without running.
+      const [job] = this.#buffer.splice(index, 1);
+      const error = new JobAbortedError("the job was asked to abort before it started");
+      this.emit("job:error", { worker: this, job: job!, error, durationMs: 0, status: "aborted" });
+      this.#unwritten.add(job!.id);
+      this.#pending.push({ kind: "failure", job: job!, status: "aborted", error: serializeError(error) });
+      this.#scheduleFlush();
+      return;
+    }
     const running = this.#running.get(jobId);
     if (!running || running.controller.signal.aborted) return;
     this.logger.info({ action: "abort_job", jobId }, `job ${jobId}: abort requested`);
@@ -694,7 +771,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   async #abortPollLoop(): Promise<void> {
     while (this.#state === "running" || this.#state === "draining") {
       await this.#wakeupOrStop(this.options.abortPollInterval);
-      const ids = [...this.#running.keys()];
+      const ids = [...this.#running.keys(), ...this.#buffer.map((j) => j.id)];
       if (!ids.length) continue;
       try {
         for (const id of await this.#jm.abortRequestedJobs(ids)) this.#abort(id);
@@ -755,6 +832,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.#state === "running") this.#state = "draining";
     this.#servicesController.abort();
     if (this.#scheduledTimer) clearTimeout(this.#scheduledTimer);
+    await this.#releaseBuffer();
     const { shutdownTimeout } = this.options;
     if (this.#running.size && !this.#forceful) {
       const settled = Promise.all([...this.#running.values()].map((r) => r.done));

@@ -339,6 +339,40 @@ describe.each(backends())("Worker on %s", (backend) => {
     expect(seen).toEqual(["before ctx", "task hi w-ctx", "after r"]);
   });
 
+  it("prefetches short jobs, and gives back the ones it has not started when it stops", async () => {
+    const noop = app.task({ name: "noop" }, async () => {});
+    const ids = await noop.batchDefer(Array.from({ length: 600 }, () => ({})));
+    let biggest = 0;
+    const { worker, done } = start({ concurrency: 2 });
+    worker.on("worker:fetch", ({ count }) => {
+      biggest = Math.max(biggest, count);
+      if (count > 2) void worker.stop(); // claimed beyond its 2 slots: stop with a buffer
+    });
+    await done;
+    expect(biggest).toBeGreaterThan(2);
+    const jobs = await app.jobManager.listJobs({ limit: 1000 });
+    expect(jobs).toHaveLength(ids.length);
+    expect(jobs.filter((j) => j.status === "doing")).toEqual([]);
+    const released = jobs.filter((j) => j.events.some((e) => e.type === "released"));
+    expect(released.length).toBeGreaterThan(0);
+    for (const j of released) expect(j).toMatchObject({ status: "todo", attempts: 0 });
+    const todo = jobs.filter((j) => j.status === "todo").length;
+    expect(jobs.filter((j) => j.status === "succeeded").length + todo).toBe(ids.length);
+  });
+
+  it("does not hoard slow jobs: fetches no more than its free slots", async () => {
+    const slow = app.task({ name: "slow_fetch" }, async () => {
+      await new Promise((r) => setTimeout(r, 100));
+    });
+    await slow.batchDefer(Array.from({ length: 8 }, () => ({})));
+    const counts: number[] = [];
+    const { worker, done } = start({ concurrency: 2, wait: false });
+    worker.on("worker:fetch", ({ count }) => counts.push(count));
+    await done;
+    expect(Math.max(...counts)).toBeLessThanOrEqual(2);
+    expect((await app.jobManager.listJobs({ status: "succeeded" })).length).toBe(8);
+  });
+
   it("rejects bad options in one error naming each", () => {
     expect(
       () => new Worker(app, { concurrency: 0, pollInterval: -1, deleteJobs: "sometimes" as never }),
