@@ -89,13 +89,15 @@ LANGUAGE plpgsql
 -- of a large batch crosses jit_above_cost).
 SET jit = off
 AS $$
+DECLARE
+  -- The same first history entry for every job of the batch: built once, not per row.
+  v_events jsonb := jsonb_build_array(jsonb_build_object('type', 'deferred', 'at', now()));
 BEGIN
   RETURN QUERY
   WITH inserted AS (
     INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at, events)
     SELECT j.queue, j.task, coalesce(j.priority, 0), j.lock, j.queueing_lock, coalesce(j.args, '{}'),
-           j.scheduled_at,
-           jsonb_build_array(jsonb_build_object('type', 'deferred', 'at', now()))
+           j.scheduled_at, v_events
     FROM ROWS FROM (jsonb_to_recordset(p_jobs)
          AS (queue text, task text, priority integer, lock text, queueing_lock text, args jsonb, scheduled_at timestamptz))
          WITH ORDINALITY AS j(queue, task, priority, lock, queueing_lock, args, scheduled_at, ord)
