@@ -62,8 +62,8 @@ export const proc: System = {
   async startWorker({ databaseUrl, concurrency, oneShot, onJob }: WorkerSpec) {
     const { app } = makeApp(new PgConnector({ connectionString: databaseUrl }), onJob);
     // No signal handlers: the child is stopped over IPC. A drain runs one-shot
-    // (wait: false), the documented way to empty a queue; fetchBatchSize stays at its
-    // default (the concurrency).
+    // (wait: false), the documented way to empty a queue; fetchBatchSize and prefetch
+    // stay at their defaults.
     const worker = new Worker(app, { concurrency, handleSignals: false, wait: !oneShot });
     const started = new Promise<void>((resolve) => worker.once("worker:start", () => resolve()));
     const running = worker.run();

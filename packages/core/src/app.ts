@@ -1,5 +1,5 @@
 import { Blueprint } from "./blueprint.js";
-import type { Connector } from "./connector.js";
+import type { Connector, Queryable } from "./connector.js";
 import { AppNotOpen, DuplicateTask, InvalidOptions, TaskNotFound } from "./errors.js";
 import { TypedEmitter } from "./events.js";
 import { JobManager, type NewJob } from "./job-manager.js";
@@ -140,10 +140,13 @@ export class App extends TypedEmitter<AppEvents> implements DeferTarget {
     return schemaStatus(this.connector, this.#sql);
   }
 
-  /** Throws SchemaMissing / SchemaOutdated / SchemaTooNew with the command that fixes it. */
-  async checkSchema(): Promise<SchemaStatus> {
+  /**
+   * Throws SchemaMissing / SchemaOutdated / SchemaTooNew with the command that fixes it.
+   * `on`: run the check on these connections instead of the connector's pool.
+   */
+  async checkSchema(on: Queryable = this.connector): Promise<SchemaStatus> {
     this.#assertOpen("check the schema");
-    return checkSchema(this.connector, this.#sql);
+    return checkSchema(on, this.#sql);
   }
 
   /** The full schema SQL for this app's schema name (what `proc schema sql` prints). */

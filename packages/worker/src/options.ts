@@ -35,7 +35,7 @@ export interface WorkerOptions {
    * Most jobs claimed ahead of free slots, so that short jobs never wait for a fetch
    * round trip. The worker only prefetches about as many jobs as it finishes during two
    * fetch round trips: none for slow jobs, which therefore stay available to other
-   * workers. 0 disables prefetching. @defaultValue 10 × concurrency, at most 1000
+   * workers. 0 disables prefetching. @defaultValue max(10 × concurrency, 100), at most 1000
    */
   prefetch?: number;
   /** Merged into every task's context (see AdditionalContext in @proc/core). */
@@ -115,7 +115,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     queues: options.queues ?? null,
     name: options.name ?? `${hostname()}-${process.pid}`,
     fetchBatchSize: options.fetchBatchSize ?? Math.max(concurrency, 100),
-    prefetch: options.prefetch ?? Math.min(10 * concurrency, 1000),
+    prefetch: options.prefetch ?? Math.min(Math.max(10 * concurrency, 100), 1000),
     additionalContext: options.additionalContext ?? {},
     middleware: options.middleware ?? [],
   } as ResolvedWorkerOptions;
