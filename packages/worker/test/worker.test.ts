@@ -360,6 +360,33 @@ describe.each(backends())("Worker on %s", (backend) => {
     expect(jobs.filter((j) => j.status === "succeeded").length + todo).toBe(ids.length);
   });
 
+  it("aborts a prefetched job that was asked to abort before it started, without running it", async () => {
+    const ran: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const warm = app.task({ name: "warm" }, async () => {}); // teaches the worker that jobs are short
+    const gated = app.task({ name: "gated" }, async (_args, ctx) => {
+      ran.push(ctx.job.id);
+      await gate;
+    });
+    await warm.defer({});
+    const { worker } = start({ concurrency: 1 });
+    await waitFor(async () => (await app.jobManager.listJobs({ status: "succeeded" })).length === 1);
+    const ids = await gated.batchDefer([{}, {}, {}, {}]);
+    // The first runs (and blocks); the others are claimed ahead into the buffer.
+    await waitFor(async () => (await app.jobManager.listJobs({ status: "doing" })).length === 4);
+    expect(ran).toEqual([ids[0]]);
+    const target = ids[2]!;
+    expect(await app.jobManager.cancelJob(target, { abort: true })).toBe("doing");
+    await waitFor(async () => (await app.jobManager.getJob(target))?.status === "aborted");
+    release();
+    await waitFor(async () => (await app.jobManager.listJobs({ status: "succeeded" })).length === 4);
+    expect(ran).toEqual([ids[0], ids[1], ids[3]]);
+    expect(worker.state).toBe("running");
+  });
+
   it("does not hoard slow jobs: fetches no more than its free slots", async () => {
     const slow = app.task({ name: "slow_fetch" }, async () => {
       await new Promise((r) => setTimeout(r, 100));
