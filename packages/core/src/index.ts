@@ -72,5 +72,6 @@ export type {
   JobContext,
   JobOptions,
   TaskHandler,
+  TaskMiddleware,
   TaskOptions,
 } from "./task.js";

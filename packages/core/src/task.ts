@@ -33,6 +33,13 @@ export interface JobContext<Args = JsonObject> extends AdditionalContext {
 
 export type TaskHandler<Args, Result> = (args: Args, ctx: JobContext<Args>) => Promise<Result> | Result;
 
+/**
+ * Wraps a task run: call `next()` to run the task (or the next middleware) and return
+ * (or transform) its result. Given to a task (`middleware` option) or to a worker (every
+ * task it runs); the worker's wrap the task's.
+ */
+export type TaskMiddleware = (ctx: JobContext<unknown>, next: () => Promise<unknown>) => Promise<unknown>;
+
 /** `{ seconds: 30 }`, or a number of milliseconds. */
 export type Duration =
   | number
@@ -78,6 +85,8 @@ export interface TaskOptions<Args> extends Omit<JobOptions, "scheduleAt" | "sche
   timeout?: number;
   /** A Standard Schema (zod, valibot, …) checked at defer time and at run time. */
   schema?: StandardSchemaV1<Args, unknown>;
+  /** Wrap every run of this task, outermost first (inside the worker's middleware). */
+  middleware?: readonly TaskMiddleware[];
 }
 
 /** The part of an App a deferrer needs. */
@@ -276,6 +285,11 @@ function assertTaskOptions(options: TaskOptions<unknown>): void {
   problems.push(...jobOptionProblems(options), ...validateRetry(options.retry));
   if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0))
     problems.push(`timeout must be a positive number of ms (got ${String(options.timeout)})`);
+  if (
+    options.middleware !== undefined &&
+    (!Array.isArray(options.middleware) || options.middleware.some((m) => typeof m !== "function"))
+  )
+    problems.push("middleware must be an array of functions (ctx, next) => Promise");
   if (options.schema !== undefined && typeof options.schema?.["~standard"]?.validate !== "function")
     problems.push("schema must be a Standard Schema (zod, valibot, arktype …)");
   if (problems.length) throw new InvalidOptions(`task ${JSON.stringify(options.name)}`, problems);

@@ -1,8 +1,7 @@
 import { hostname } from "node:os";
-import { InvalidOptions, type JobContext, type Logger } from "@proc/core";
+import { InvalidOptions, type Logger, type TaskMiddleware } from "@proc/core";
 
-/** Wraps a task run: call `next()` to run the task (or the next middleware). */
-export type TaskMiddleware = (ctx: JobContext<unknown>, next: () => Promise<unknown>) => Promise<unknown>;
+export type { TaskMiddleware };
 
 export type DeleteJobs = "never" | "successful" | "always";
 

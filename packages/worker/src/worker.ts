@@ -543,7 +543,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     } as JobContext<never>;
     const call = (): Promise<unknown> =>
       Promise.resolve().then(() => task.handler(parsed.value as never, ctx));
-    const chain = this.options.middleware.reduceRight<() => Promise<unknown>>(
+    // The worker's middleware outermost, then the task's, then the task itself.
+    const middleware = [...this.options.middleware, ...(task.options.middleware ?? [])];
+    const chain = middleware.reduceRight<() => Promise<unknown>>(
       (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
       call,
     );

@@ -316,9 +316,15 @@ describe.each(backends())("Worker on %s", (backend) => {
     expect((await job(koId)).status).toBe("failed");
   });
 
-  it("passes additional context and runs middleware around tasks", async () => {
+  it("passes additional context and runs worker then task middleware around tasks", async () => {
     const seen: string[] = [];
-    const ctxTask = app.task({ name: "ctx" }, async (_args, ctx) => {
+    const taskMiddleware = async (_ctx: unknown, next: () => Promise<unknown>) => {
+      seen.push("task before");
+      const r = await next();
+      seen.push("task after");
+      return `${String(r)}!`;
+    };
+    const ctxTask = app.task({ name: "ctx", middleware: [taskMiddleware] }, async (_args, ctx) => {
       seen.push(`task ${(ctx as unknown as { greeting: string }).greeting} ${ctx.workerName}`);
       return "r";
     });
@@ -336,7 +342,7 @@ describe.each(backends())("Worker on %s", (backend) => {
         },
       ],
     }).done;
-    expect(seen).toEqual(["before ctx", "task hi w-ctx", "after r"]);
+    expect(seen).toEqual(["before ctx", "task before", "task hi w-ctx", "task after", "after r!"]);
   });
 
   it("prefetches short jobs, and gives back the ones it has not started when it stops", async () => {
