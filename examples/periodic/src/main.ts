@@ -3,7 +3,7 @@
 import {
   killAllWorkers,
   spawnWorker,
-  Checks,
+  ExampleRun,
   createDatabase,
   databaseUrlOrSkip,
   log,
@@ -22,23 +22,12 @@ const adminUrl = databaseUrlOrSkip();
 log(`periodic: a task every ${PERIOD_S} s, ${WORKERS} worker processes each running the scheduler`);
 const db = await createDatabase(adminUrl, "periodic");
 log(`created database ${db.name}`);
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: killing the workers and dropping the database`);
-    killAllWorkers();
-    void db.drop().finally(() => {
-      log(`dropped database ${db.name}; interrupted`);
-      process.exit(130);
-    });
-  });
+const runner = new ExampleRun("periodic", db, killAllWorkers);
 
 // The app module reads DATABASE_URL, like the workers' copy of it does.
 process.env.DATABASE_URL = db.url;
 const { app, CREATE_TICKS_TABLE } = await import("./app.js");
-const checks = new Checks();
-let failed = false;
+const { checks } = runner;
 
 try {
   await app.open();
@@ -47,23 +36,13 @@ try {
   log("migrated (app.migrate()) and created the ticks table");
   await run();
 } catch (error) {
-  failed = true;
-  if (!interrupted) log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  runner.fail(error);
 } finally {
   killAllWorkers();
   await app.close().catch(() => {});
-  await db.drop().catch((error) => log(`could not drop ${db.name}: ${String(error)}`));
-  log(`dropped database ${db.name}`);
+  await runner.dropDatabase();
 }
-const ok = !failed && checks.passed;
-console.log(
-  interrupted
-    ? "\ninterrupted."
-    : ok
-      ? "\nperiodic: all checks passed."
-      : `\nperiodic: FAILED (${checks.failures.join("; ") || "error"})`,
-);
-process.exit(interrupted ? 130 : ok ? 0 : 1);
+runner.exit();
 
 interface TickRow {
   tick: string; // bigint

@@ -5,7 +5,7 @@ import {
   type WorkerProcess,
   killAllWorkers,
   spawnWorker,
-  Checks,
+  ExampleRun,
   createDatabase,
   databaseUrlOrSkip,
   log,
@@ -27,23 +27,12 @@ const adminUrl = databaseUrlOrSkip();
 log("stalled-recovery: two workers, one SIGKILLed mid-job, retryStalledJobs() at its defaults");
 const db = await createDatabase(adminUrl, "stalled_recovery");
 log(`created database ${db.name}`);
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: killing the workers and dropping the database`);
-    killAllWorkers();
-    void db.drop().finally(() => {
-      log(`dropped database ${db.name}; interrupted`);
-      process.exit(130);
-    });
-  });
+const runner = new ExampleRun("stalled-recovery", db, killAllWorkers);
 
 // The app module reads DATABASE_URL, like the workers' copy of it does.
 process.env.DATABASE_URL = db.url;
 const { app, slowJob } = await import("./app.js");
-const checks = new Checks();
-let failed = false;
+const { checks } = runner;
 
 try {
   await app.open();
@@ -51,23 +40,13 @@ try {
   log("migrated (app.migrate())");
   await run();
 } catch (error) {
-  failed = true;
-  if (!interrupted) log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  runner.fail(error);
 } finally {
   killAllWorkers();
   await app.close().catch(() => {});
-  await db.drop().catch((error) => log(`could not drop ${db.name}: ${String(error)}`));
-  log(`dropped database ${db.name}`);
+  await runner.dropDatabase();
 }
-const ok = !failed && checks.passed;
-console.log(
-  interrupted
-    ? "\ninterrupted."
-    : ok
-      ? "\nstalled-recovery: all checks passed."
-      : `\nstalled-recovery: FAILED (${checks.failures.join("; ") || "error"})`,
-);
-process.exit(interrupted ? 130 : ok ? 0 : 1);
+runner.exit();
 
 async function run(): Promise<void> {
   const workers = [

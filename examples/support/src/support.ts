@@ -99,3 +99,60 @@ export class Checks {
     return this.failures.length === 0;
   }
 }
+
+/**
+ * One example run around its throwaway database: on SIGINT/SIGTERM it calls
+ * `onInterrupt` (e.g. kill the workers), drops the database and exits 130; it records
+ * errors, and at the end reports the checks and exits 0 or 1.
+ */
+export class ExampleRun {
+  readonly checks = new Checks();
+  #interrupted = false;
+  #failed = false;
+
+  constructor(
+    readonly name: string,
+    readonly db: ExampleDatabase,
+    onInterrupt: () => void = () => {},
+  ) {
+    for (const signal of ["SIGINT", "SIGTERM"] as const)
+      process.once(signal, () => {
+        this.#interrupted = true;
+        log(`${signal}: stopping and dropping the database`);
+        onInterrupt();
+        void db.drop().finally(() => {
+          log(`dropped database ${db.name}; interrupted`);
+          process.exit(130);
+        });
+      });
+  }
+
+  get interrupted(): boolean {
+    return this.#interrupted;
+  }
+
+  /** The run failed with `error` (not logged when it comes from an interruption). */
+  fail(error: unknown): void {
+    this.#failed = true;
+    if (!this.#interrupted)
+      log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  }
+
+  async dropDatabase(): Promise<void> {
+    await this.db.drop().catch((error) => log(`could not drop ${this.db.name}: ${String(error)}`));
+    log(`dropped database ${this.db.name}`);
+  }
+
+  /** Print the verdict and exit: 0 when every check passed, 1 otherwise, 130 if interrupted. */
+  exit(): never {
+    const ok = !this.#failed && this.checks.passed;
+    console.log(
+      this.#interrupted
+        ? "\ninterrupted."
+        : ok
+          ? `\n${this.name}: all checks passed.`
+          : `\n${this.name}: FAILED (${this.checks.failures.join("; ") || "error"})`,
+    );
+    process.exit(this.#interrupted ? 130 : ok ? 0 : 1);
+  }
+}

@@ -4,29 +4,19 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { Worker } from "@proc/worker";
-import { Checks, createDatabase, databaseUrlOrSkip, log, waitFor } from "@proc/example-support";
+import { ExampleRun, createDatabase, databaseUrlOrSkip, log, waitFor } from "@proc/example-support";
 
 const adminUrl = databaseUrlOrSkip();
 log("web-app: POST /signup defers a job in the same transaction as the new user");
 const db = await createDatabase(adminUrl, "web_app");
 log(`created database ${db.name}`);
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: dropping the database`);
-    void db.drop().finally(() => {
-      log(`dropped database ${db.name}; interrupted`);
-      process.exit(130);
-    });
-  });
+const runner = new ExampleRun("web-app", db);
 
 // The app module reads DATABASE_URL.
 process.env.DATABASE_URL = db.url;
 const { app, pool, CREATE_USERS_TABLE } = await import("./app.js");
 const { api } = await import("./server.js");
-const checks = new Checks();
-let failed = false;
+const { checks } = runner;
 let server: Server | undefined;
 let worker: Worker | undefined;
 let running: Promise<void> | undefined;
@@ -53,8 +43,7 @@ try {
   log(`HTTP service listening on http://127.0.0.1:${port}`);
   await scenario(`http://127.0.0.1:${port}`);
 } catch (error) {
-  failed = true;
-  if (!interrupted) log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  runner.fail(error);
 } finally {
   if (server) {
     const closed = new Promise((resolve) => server!.close(resolve));
@@ -69,18 +58,9 @@ try {
   }
   await app.close().catch(() => {});
   await pool.end().catch(() => {});
-  await db.drop().catch((error) => log(`could not drop ${db.name}: ${String(error)}`));
-  log(`dropped database ${db.name}`);
+  await runner.dropDatabase();
 }
-const ok = !failed && checks.passed;
-console.log(
-  interrupted
-    ? "\ninterrupted."
-    : ok
-      ? "\nweb-app: all checks passed."
-      : `\nweb-app: FAILED (${checks.failures.join("; ") || "error"})`,
-);
-process.exit(interrupted ? 130 : ok ? 0 : 1);
+runner.exit();
 
 async function call(base: string, method: "GET" | "POST", path: string, body?: unknown) {
   const response = await fetch(base + path, {

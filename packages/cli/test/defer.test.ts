@@ -1,74 +1,65 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestDatabase, createTestDatabase, proc, skipDb } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { proc, skipDb, useTestDatabase } from "./helpers.js";
 
 const MJS = "test/fixtures/app.mjs";
 const TS = "test/fixtures/app.ts";
 
 describe.skipIf(skipDb)("proc defer and app modules", () => {
-  let db: TestDatabase;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    env = { DATABASE_URL: db.url };
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
+  const t = useTestDatabase();
 
   describe("defer", () => {
     it("defers a task of the app and prints the id alone", async () => {
-      const r = await proc(["defer", "send_email", '{"to":"a@b.c"}', "--app", MJS, "--priority", "5"], env);
+      const r = await proc(["defer", "send_email", '{"to":"a@b.c"}', "--app", MJS, "--priority", "5"], t.env);
       expect(r).toMatchObject({ code: 0, stderr: "" });
       const id = Number(r.stdout.trim());
-      const job = await db.app.jobManager.getJob(id);
+      const job = await t.db.app.jobManager.getJob(id);
       expect(job).toMatchObject({ task: "send_email", queue: "emails", priority: 5, args: { to: "a@b.c" } });
     });
 
     it("loads a TypeScript app exported as default, and prints JSON with --json", async () => {
-      const r = await proc(["defer", "add", '{"a":1,"b":2}', "--app", TS, "--json"], env);
+      const r = await proc(["defer", "add", '{"a":1,"b":2}', "--app", TS, "--json"], t.env);
       expect(r.code).toBe(0);
       const out = JSON.parse(r.stdout);
       expect(out).toMatchObject({ task: "add", queue: "default" });
-      expect((await db.app.jobManager.getJob(out.id))?.args).toEqual({ a: 1, b: 2 });
+      expect((await t.db.app.jobManager.getJob(out.id))?.args).toEqual({ a: 1, b: 2 });
     });
 
     it("takes options from PROC_* variables, flags winning", async () => {
       const r = await proc(["defer", "send_email", "--lock", "flag"], {
-        ...env,
+        ...t.env,
         PROC_APP: MJS,
         PROC_DEFER_QUEUE: "from_env",
-        PROC_DEFER_LOCK: "env",
+        PROC_DEFER_LOCK: "t.env",
         PROC_JSON: "1",
       });
       expect(r.code).toBe(0);
-      const job = await db.app.jobManager.getJob(JSON.parse(r.stdout).id);
+      const job = await t.db.app.jobManager.getJob(JSON.parse(r.stdout).id);
       expect(job).toMatchObject({ queue: "from_env", lock: "flag", args: {} });
     });
 
     it("schedules with --in and --at", async () => {
-      const inR = await proc(["defer", "later", "--unknown", "--in", "3600"], env);
-      const inJob = await db.app.jobManager.getJob(Number(inR.stdout));
+      const inR = await proc(["defer", "later", "--unknown", "--in", "3600"], t.env);
+      const inJob = await t.db.app.jobManager.getJob(Number(inR.stdout));
       expect(inJob!.scheduledAt!.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
-      const atR = await proc(["defer", "later", "--unknown", "--at", "2040-01-02T03:04:05Z"], env);
-      const atJob = await db.app.jobManager.getJob(Number(atR.stdout));
+      const atR = await proc(["defer", "later", "--unknown", "--at", "2040-01-02T03:04:05Z"], t.env);
+      const atJob = await t.db.app.jobManager.getJob(Number(atR.stdout));
       expect(atJob!.scheduledAt!.toISOString()).toBe("2040-01-02T03:04:05.000Z");
     });
 
     it("loads a CommonJS app (module.exports = { app })", async () => {
-      const r = await proc(["defer", "from_cjs", "--app", "test/fixtures/app.cjs"], env);
+      const r = await proc(["defer", "from_cjs", "--app", "test/fixtures/app.cjs"], t.env);
       expect(r.code).toBe(0);
-      expect((await db.app.jobManager.getJob(Number(r.stdout)))?.task).toBe("from_cjs");
+      expect((await t.db.app.jobManager.getJob(Number(r.stdout)))?.task).toBe("from_cjs");
     });
 
     it("defers an unregistered task by name with --unknown, DATABASE_URL alone", async () => {
-      const r = await proc(["defer", "elsewhere", '{"x":1}', "--unknown"], env);
+      const r = await proc(["defer", "elsewhere", '{"x":1}', "--unknown"], t.env);
       expect(r.code).toBe(0);
-      expect((await db.app.jobManager.getJob(Number(r.stdout)))?.task).toBe("elsewhere");
+      expect((await t.db.app.jobManager.getJob(Number(r.stdout)))?.task).toBe("elsewhere");
     });
 
     it("rejects args that are not JSON, quoting the parse error", async () => {
-      const r = await proc(["defer", "send_email", "{to: 1}", "--app", MJS], env);
+      const r = await proc(["defer", "send_email", "{to: 1}", "--app", MJS], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^error: json-args is not valid JSON \(.*position 1.*\); pass an object/);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
@@ -76,14 +67,14 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
     });
 
     it("rejects JSON that is not an object", async () => {
-      const r = await proc(["defer", "send_email", "[1]", "--app", MJS], env);
+      const r = await proc(["defer", "send_email", "[1]", "--app", MJS], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("json-args must be a JSON object");
       expect(r.stderr).toContain("not an array");
     });
 
     it("names the closest registered tasks for an unknown task and suggests --unknown", async () => {
-      const r = await proc(["defer", "send_emial", "--app", MJS], env);
+      const r = await proc(["defer", "send_emial", "--app", MJS], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('no task named "send_emial"');
       expect(r.stderr).toContain('did you mean "send_email"?');
@@ -92,9 +83,9 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
     });
 
     it("lists the registered tasks when no name is close, and says why without --app", async () => {
-      const far = await proc(["defer", "zzzzzzzzzz", "--app", MJS], env);
+      const far = await proc(["defer", "zzzzzzzzzz", "--app", MJS], t.env);
       expect(far.stderr).toContain("registered tasks: send_email, sleep, fail.");
-      const noApp = await proc(["defer", "send_email"], env);
+      const noApp = await proc(["defer", "send_email"], t.env);
       expect(noApp.code).toBe(1);
       expect(noApp.stderr).toContain("no --app was given");
       expect(noApp.stderr).toContain("--unknown");
@@ -102,20 +93,20 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
 
     it("refuses a second job with a taken queueing lock, unless --ignore-already-enqueued", async () => {
       const args = ["defer", "send_email", "--app", MJS, "--queueing-lock", "mail:1"];
-      expect((await proc(args, env)).code).toBe(0);
-      const again = await proc(args, env);
+      expect((await proc(args, t.env)).code).toBe(0);
+      const again = await proc(args, t.env);
       expect(again.code).toBe(1);
       expect(again.stderr).toContain('queueing lock "mail:1" is already waiting');
       expect(again.stderr).toContain("--ignore-already-enqueued");
-      const ignored = await proc([...args, "--ignore-already-enqueued"], env);
+      const ignored = await proc([...args, "--ignore-already-enqueued"], t.env);
       expect(ignored).toMatchObject({ code: 0, stdout: "" });
       expect(ignored.stderr).toMatch(/^note: a job with queueing lock "mail:1" is already waiting/);
-      const json = await proc([...args, "--ignore-already-enqueued", "--json"], env);
+      const json = await proc([...args, "--ignore-already-enqueued", "--json"], t.env);
       expect(JSON.parse(json.stdout)).toEqual({ id: null, alreadyEnqueued: true, queueingLock: "mail:1" });
     });
 
     it("reports invalid job options from core as a user error", async () => {
-      const r = await proc(["defer", "x", "--unknown", "--priority", "99999999999"], env);
+      const r = await proc(["defer", "x", "--unknown", "--priority", "99999999999"], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^error: invalid job options: priority/);
     });
@@ -123,31 +114,31 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
 
   describe("app modules", () => {
     it("says what a module without an app exports", async () => {
-      const r = await proc(["queues", "--app", "test/fixtures/no-app.mjs"], env);
+      const r = await proc(["queues", "--app", "test/fixtures/no-app.mjs"], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("has no proc App as `app` or default export");
       expect(r.stderr).toContain("it exports answer (number), helper (function)");
     });
 
     it("reports a module that fails to load, with the stack only under -v", async () => {
-      const r = await proc(["queues", "--app", "test/fixtures/broken.mjs"], env);
+      const r = await proc(["queues", "--app", "test/fixtures/broken.mjs"], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(
         "could not load the app module test/fixtures/broken.mjs: cannot read config.json",
       );
       expect(r.stderr).not.toContain("broken.mjs:2");
-      const verbose = await proc(["queues", "--app", "test/fixtures/broken.mjs", "-v"], env);
+      const verbose = await proc(["queues", "--app", "test/fixtures/broken.mjs", "-v"], t.env);
       expect(verbose.stderr).toContain("broken.mjs:2");
     });
 
     it("reports a missing module file", async () => {
-      const r = await proc(["queues", "--app", "nope.mjs"], env);
+      const r = await proc(["queues", "--app", "nope.mjs"], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("cannot find the app module nope.mjs");
     });
 
     it("needs the app for the worker", async () => {
-      const r = await proc(["worker"], env);
+      const r = await proc(["worker"], t.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain("pass --app <module> (or set PROC_APP)");
     });

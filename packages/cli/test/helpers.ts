@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { App, silentLogger } from "@proc/core";
+import { afterAll, beforeAll } from "vitest";
 import { PgConnector } from "@proc/pg-connector";
 
 export const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -139,4 +140,23 @@ export function start(args: readonly string[], env: Record<string, string | unde
 /** Runs the CLI to completion. */
 export function proc(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<Run> {
   return start(args, env).done;
+}
+
+/**
+ * A fresh database for the enclosing describe block (created before its tests, dropped
+ * after), and the environment that points the CLI at it.
+ */
+export function useTestDatabase(options: { migrate?: boolean } = {}): {
+  db: TestDatabase;
+  env: Record<string, string>;
+} {
+  const fixture = {} as { db: TestDatabase; env: Record<string, string> };
+  beforeAll(async () => {
+    fixture.db = await createTestDatabase(options);
+    fixture.env = { DATABASE_URL: fixture.db.url };
+  });
+  afterAll(async () => {
+    await fixture.db?.drop();
+  });
+  return fixture;
 }

@@ -1,45 +1,36 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type TestDatabase, createTestDatabase, proc, skipDb } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { proc, skipDb, useTestDatabase } from "./helpers.js";
 
 describe.skipIf(skipDb)("proc against an empty database", () => {
-  let db: TestDatabase;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase({ migrate: false });
-    env = { DATABASE_URL: db.url };
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
+  const t = useTestDatabase({ migrate: false });
 
   it("tells to run `proc schema apply`, then applies it", async () => {
     for (const args of [["jobs", "list"], ["queues"], ["defer", "x", "--unknown"], ["healthcheck"]]) {
-      const r = await proc(args, env);
+      const r = await proc(args, t.env);
       expect(r.code, args.join(" ")).toBe(1);
       expect(r.stderr).toMatch(
         /^error: the proc schema "proc" is not installed in this database; run `proc schema apply`/,
       );
     }
-    const health = await proc(["healthcheck", "--json"], env);
+    const health = await proc(["healthcheck", "--json"], t.env);
     expect(health.code).toBe(1);
     expect(JSON.parse(health.stdout)).toMatchObject({
       ok: false,
       problem: expect.stringContaining("proc schema apply"),
     });
 
-    const status = JSON.parse((await proc(["schema", "status", "--json"], env)).stdout);
+    const status = JSON.parse((await proc(["schema", "status", "--json"], t.env)).stdout);
     expect(status).toMatchObject({ installed: false, applied: [] });
-    expect((await proc(["schema", "status"], env)).stdout).toBe(
+    expect((await proc(["schema", "status"], t.env)).stdout).toBe(
       'schema "proc": not installed; run `proc schema apply`\n',
     );
 
-    const apply = await proc(["schema", "apply", "--quiet"], env);
+    const apply = await proc(["schema", "apply", "--quiet"], t.env);
     expect(apply).toMatchObject({ code: 0, stderr: "" });
     expect(apply.stdout).toMatch(/^applied migration\(s\) 1.*; schema "proc" is at migration \d+\n$/);
-    const again = await proc(["schema", "apply", "--json"], env);
+    const again = await proc(["schema", "apply", "--json"], t.env);
     expect(JSON.parse(again.stdout)).toMatchObject({ schema: "proc", applied: [] });
-    expect((await proc(["healthcheck"], env)).code).toBe(0);
+    expect((await proc(["healthcheck"], t.env)).code).toBe(0);
   });
 });
 
