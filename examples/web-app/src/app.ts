@@ -5,6 +5,12 @@ import pg from "pg";
 // One pg.Pool for the whole service: the HTTP handlers take their transactions from
 // it, and proc uses it too (a pool you pass in stays yours: end it yourself).
 export const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
+// Always listen for pool errors: when the server ends an idle connection (a restart, an
+// admin's pg_terminate_backend, DROP DATABASE ... WITH (FORCE)) the pool emits "error",
+// and an "error" event nobody listens to crashes the process. proc listens only while
+// the app is open; the pool is yours and outlives it (pool.end() returns before its
+// sockets have closed).
+pool.on("error", (error) => console.warn(`idle database connection lost: ${error.message}`));
 
 export const app = new App({
   connector: new PgConnector({ pool }),
