@@ -187,6 +187,14 @@ $$;
 -- a job that was recovered as stalled and handed to another worker keeps its new
 -- state. p_delete drops the rows instead (worker option deleteJobs). Returns the ids
 -- that were finished, and tells waiters (waitForJob) on channel {{channel}}_done.
+--
+-- The "doing on this worker" test is written as IS NOT DISTINCT FROM on purpose: no
+-- index can answer it, so the only plan left is one primary-key lookup per id. As
+-- plain equalities, the planner reads the worker's rows through jobs_worker_id_idx
+-- instead (a bitmap or index scan): that index keeps an entry for every job the
+-- worker has run until VACUUM removes it, so the cost grows with recent history
+-- (measured after 30,000 jobs: 26,700 entries and 1,480 heap pages read to complete
+-- 100 jobs, 2.3 ms, where the key lookups take 0.5 ms; a drain ran at half speed).
 CREATE FUNCTION {{schema}}.complete_jobs_v1(p_worker_id bigint, p_ids bigint[], p_results jsonb[], p_delete boolean)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
@@ -197,7 +205,7 @@ BEGIN
   IF p_delete THEN
     WITH d AS (
       DELETE FROM {{schema}}.jobs j
-      WHERE j.id = ANY (p_ids) AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+      WHERE j.id = ANY (p_ids) AND (j.status, j.worker_id) IS NOT DISTINCT FROM ('doing', coalesce(p_worker_id, j.worker_id))
       RETURNING j.id
     ) SELECT array_agg(id) INTO v_ids FROM d;
   ELSE
@@ -210,7 +218,7 @@ BEGIN
           finished_at = now(),
           events = j.events || jsonb_build_object('type', 'succeeded', 'at', now())
       FROM unnest(p_ids, p_results) AS r(id, result)
-      WHERE j.id = r.id AND j.status = 'doing' AND (p_worker_id IS NULL OR j.worker_id = p_worker_id)
+      WHERE j.id = r.id AND (j.status, j.worker_id) IS NOT DISTINCT FROM ('doing', coalesce(p_worker_id, j.worker_id))
       RETURNING j.id
     ) SELECT array_agg(id) INTO v_ids FROM u;
   END IF;
@@ -243,7 +251,8 @@ AS $$
       attempts = greatest(j.attempts - 1, 0),
       started_at = NULL,
       events = j.events || jsonb_build_object('type', 'released', 'at', now(), 'worker_id', p_worker_id)
-  WHERE j.id = ANY (p_ids) AND j.status = 'doing' AND j.worker_id = p_worker_id
+  -- Not as equalities: see complete_jobs_v1.
+  WHERE j.id = ANY (p_ids) AND (j.status, j.worker_id) IS NOT DISTINCT FROM ('doing', p_worker_id)
   RETURNING j.id;
 $$;
 
