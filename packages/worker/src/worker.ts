@@ -103,6 +103,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Jobs whose outcome is known but not written yet (pending or being written). */
   readonly #unwritten = new Set<number>();
   #flushing: Promise<void> | null = null;
+  /** The last attempt to write outcomes failed (cleared by the next one that succeeds). */
+  #writesFailing = false;
   #stopPromise: Promise<void> | null = null;
   #runPromise: Promise<void> | null = null;
   #forceful = false;
@@ -330,8 +332,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       // Refill the buffer when it is half empty, not after every job: one fetch per
       // finished job would cost a round trip each.
       const lowWater = this.#buffer.length <= this.#prefetchTarget / 2;
-      // Backpressure: while the database refuses writes, do not claim more work.
-      const backlog = this.#pending.length > concurrency * 4;
+      // Backpressure: while the database refuses writes, or outcomes pile up faster
+      // than they are written, do not claim more work. (Not "any outcome waiting":
+      // outcomes wait while the previous batch is written, and fetching must go on
+      // meanwhile, or every slot idles through a write and then a fetch.)
+      const backlog = this.#writesFailing || this.#pending.length > concurrency + this.options.prefetch;
       if (room > 0 && lowWater && this.#hint && !backlog) {
         const limit = Math.min(room, fetchBatchSize);
         let jobs: Job[];
@@ -682,7 +687,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
             }
           }
           backoff = 0;
+          this.#writesFailing = false;
         } catch (error) {
+          this.#writesFailing = true;
           backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
           this.logger.error(
             { action: "finish_error", error, pending: this.#pending.length, retryInMs: backoff },
