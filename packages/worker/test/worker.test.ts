@@ -406,6 +406,33 @@ describe.each(backends())("Worker on %s", (backend) => {
     expect((await app.jobManager.listJobs({ status: "succeeded" })).length).toBe(8);
   });
 
+  it("claims no new job while it cannot record finished ones, and records them once it can", async () => {
+    const quick = app.task({ name: "quick" }, async () => "ok");
+    // The database refuses to mark jobs succeeded, as if the connection failed on
+    // every write (SQLSTATE 08006 is a connection failure).
+    await app.connector.query(`
+      CREATE FUNCTION proc.refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'test: writes refused' USING ERRCODE = '08006'; END $$;
+      CREATE TRIGGER refuse_success BEFORE UPDATE ON proc.jobs
+        FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION proc.refuse_success();`);
+    const [first] = await quick.batchDefer([{}]);
+    const { worker } = start({ concurrency: 1, prefetch: 0 });
+    const refused = new Promise<void>((resolve) =>
+      worker.on("worker:error", ({ action }) => action === "finish" && resolve()),
+    );
+    await refused;
+    // Its slot is free, but its outcome is unwritten: it must not take more work.
+    const later = await quick.batchDefer([{}, {}]);
+    await new Promise((r) => setTimeout(r, 800)); // four poll intervals
+    expect((await Promise.all(later.map(job))).map((j) => j.status)).toEqual(["todo", "todo"]);
+    expect((await job(first!)).status).toBe("doing");
+
+    await app.connector.query("DROP TRIGGER refuse_success ON proc.jobs");
+    await waitFor(async () => (await app.jobManager.listJobs({ status: "succeeded" })).length === 3, {
+      what: "every job to succeed once writes work again",
+    });
+  });
+
   it("rejects bad options in one error naming each", () => {
     expect(
       () => new Worker(app, { concurrency: 0, pollInterval: -1, deleteJobs: "sometimes" as never }),
