@@ -118,7 +118,7 @@ async function drain(
     if (historyRows > 0) await producer.seedFinished(historyRows);
     await enqueueAll(producer, drainJobs, batchSize);
     const stopMonitor = env.admin.monitorConnections(database);
-    const worker = new WorkerProcess({
+    const worker = await WorkerProcess.start({
       system,
       databaseUrl: env.admin.url(database),
       concurrency,
@@ -222,7 +222,7 @@ const latency: Scenario = {
   run: (env, system, database) =>
     withProducer(env, system, database, async (producer) => {
       const { latencyJobs, latencyGapMs } = env.sizes;
-      const worker = new WorkerProcess({
+      const worker = await WorkerProcess.start({
         system,
         databaseUrl: env.admin.url(database),
         concurrency: LATENCY_CONCURRENCY,

@@ -1,13 +1,47 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import type { ChildConfig, ChildMessage } from "./protocol.js";
 
-const CHILD_SCRIPT = fileURLToPath(new URL("./child.ts", import.meta.url));
+const CHILD_SOURCE = fileURLToPath(new URL("./child.ts", import.meta.url));
+const CHILD_OUT_DIR = fileURLToPath(new URL("../dist/child/", import.meta.url));
+
+let childScript: Promise<string> | undefined;
 
 /**
- * The parent's handle on a worker child. The child runs with the parent's own exec
- * arguments (`--conditions=@proc/source --import tsx`), so proc runs from its sources.
+ * The worker child as plain JavaScript, built once per run: proc's sources bundled in
+ * (through the `@proc/source` condition, as the tests use them), npm packages left
+ * external. The child then runs on bare `node`, as production workers do; under tsx
+ * its RSS would include the TypeScript loader and every module compiled in memory.
+ * One chunk per system (code splitting), so a child loads only its own system's code.
  */
+function buildChild(): Promise<string> {
+  childScript ??= build({
+    entryPoints: { child: CHILD_SOURCE },
+    outdir: CHILD_OUT_DIR,
+    bundle: true,
+    splitting: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    conditions: ["@proc/source"],
+    logLevel: "warning",
+    plugins: [
+      {
+        name: "npm-external",
+        setup(b) {
+          // Bare specifiers other than proc's own packages stay imports.
+          b.onResolve({ filter: /^[^./]/ }, (args) =>
+            args.path.startsWith("@proc/") ? undefined : { path: args.path, external: true },
+          );
+        },
+      },
+    ],
+  }).then(() => `${CHILD_OUT_DIR}child.js`);
+  return childScript;
+}
+
+/** The parent's handle on a worker child (see buildChild). */
 export class WorkerProcess {
   readonly #child: ChildProcess;
   readonly #failed: Promise<never>;
@@ -20,9 +54,9 @@ export class WorkerProcess {
   /** Child time at which its handlers had run every expected job (drains). */
   readonly handledAll: Promise<number>;
 
-  constructor(config: ChildConfig) {
-    this.#child = fork(CHILD_SCRIPT, [], {
-      execArgv: process.execArgv,
+  private constructor(config: ChildConfig, script: string) {
+    this.#child = fork(script, [], {
+      execArgv: [],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.#failed = new Promise<never>((_, reject) => {
@@ -41,6 +75,10 @@ export class WorkerProcess {
     this.started = this.#next("started").then((m) => m.at);
     this.handledAll = this.#next("handled-all").then((m) => m.at);
     this.#child.send(config);
+  }
+
+  static async start(config: ChildConfig): Promise<WorkerProcess> {
+    return new WorkerProcess(config, await buildChild());
   }
 
   /** Every job start seen so far (latency runs). */

@@ -25,6 +25,7 @@ import {
   serializeError,
 } from "./errors.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
+import { JobAbort } from "./job-abort.js";
 import { Wakeup, sleep } from "./wakeup.js";
 
 export interface WorkerEvents {
@@ -43,7 +44,9 @@ type State = "idle" | "running" | "draining" | "stopping" | "stopped";
 
 interface RunningJob {
   job: Job;
-  controller: AbortController;
+  abort: JobAbort;
+  /** The job's scoped logger, made on first use (see #jobLogger). */
+  logger: Logger | undefined;
   startedAt: number;
   /** Resolves when the task settles or its outcome was recorded anyway (timeout, stop). */
   done: Promise<void>;
@@ -225,7 +228,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const stopped = this.stop();
     this.#drainController.abort();
     for (const running of this.#running.values())
-      running.controller.abort(new WorkerShutdownError("the worker is stopping now (second signal)"));
+      running.abort.abort(new WorkerShutdownError("the worker is stopping now (second signal)"));
     return stopped;
   }
 
@@ -478,12 +481,19 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   // ---- running jobs -------------------------------------------------------------
 
   #start(job: Job): void {
-    const controller = new AbortController();
     let release!: () => void;
     const done = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const running: RunningJob = { job, controller, startedAt: Date.now(), done, release, recorded: false };
+    const running: RunningJob = {
+      job,
+      abort: new JobAbort(),
+      logger: undefined,
+      startedAt: Date.now(),
+      done,
+      release,
+      recorded: false,
+    };
     this.#running.set(job.id, running);
     const startedAt = performance.now();
     void done.then(() => {
@@ -496,29 +506,30 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   async #execute(running: RunningJob): Promise<void> {
-    const { job, controller } = running;
-    const logger = this.logger.child({ jobId: job.id, task: job.task, attempt: job.attempts });
+    const { job, abort } = running;
     this.emit("job:start", { worker: this, job });
-    logger.debug({ action: "start_job", queue: job.queue }, `job ${job.id} started`);
+    this.#logJob(running, "debug", { action: "start_job", queue: job.queue }, `job ${job.id} started`);
     const task = this.app.getTask(job.task);
     if (!task) {
       const error = new TaskNotFound(job.task, [...this.app.tasks.keys()]);
-      logger.error(
+      this.#jobLogger(running).error(
         { action: "task_not_found", error },
         `job ${job.id}: unknown task ${job.task}; failing it without retry`,
       );
       this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
       return;
     }
-    const parsed = await task
-      .parseArgs(job.args)
-      .catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }));
+    const parsed = task.options.schema
+      ? await task
+          .parseArgs(job.args)
+          .catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }))
+      : { ok: true as const, value: job.args }; // no schema: skip a promise per job
     if (!parsed.ok) {
       const error = new Error(
         `args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`,
       );
       error.name = "InvalidArgs";
-      logger.error(
+      this.#jobLogger(running).error(
         { action: "invalid_args", issues: parsed.issues },
         `${error.message}; failing it without retry`,
       );
@@ -530,54 +541,86 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const ms = task.options.timeout;
       timer = setTimeout(() => {
         const error = new JobTimeoutError(ms);
-        controller.abort(error);
+        abort.abort(error);
         // Record the failure now: a task that ignores its signal must not hold the
         // job (or the slot) forever. Whatever it does later is ignored.
-        this.#onFailure(running, error, logger);
+        this.#onFailure(running, error);
       }, ms);
     }
-    if (job.abortRequested) controller.abort(new JobAbortedError());
+    if (job.abortRequested) abort.abort(new JobAbortedError());
+    const jobLogger = () => this.#jobLogger(running);
     const ctx = {
       ...this.options.additionalContext,
       job,
-      signal: controller.signal,
-      logger,
+      get signal() {
+        return abort.signal;
+      },
+      get logger() {
+        return jobLogger();
+      },
       app: this.app,
       workerId: this.#workerId!,
       workerName: this.options.name,
     } as JobContext<never>;
-    const call = (): Promise<unknown> =>
-      Promise.resolve().then(() => task.handler(parsed.value as never, ctx));
+    // async: a handler that throws synchronously becomes a rejection like any other.
+    const call = async (): Promise<unknown> => task.handler(parsed.value as never, ctx);
     // The worker's middleware outermost, then the task's, then the task itself.
-    const middleware = [...this.options.middleware, ...(task.options.middleware ?? [])];
-    const chain = middleware.reduceRight<() => Promise<unknown>>(
-      (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
-      call,
-    );
+    const taskMiddleware = task.options.middleware ?? [];
+    const chain =
+      this.options.middleware.length === 0 && taskMiddleware.length === 0
+        ? call
+        : [...this.options.middleware, ...taskMiddleware].reduceRight<() => Promise<unknown>>(
+            (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
+            call,
+          );
     try {
       const value = await chain();
       if (running.recorded) return; // already recorded as aborted by a forceful stop
       const result = toJsonResult(value);
       if (result.ok) {
         this.#record(running, { kind: "success", job, result: result.value });
-        logger.info(
+        this.#logJob(
+          running,
+          "info",
           { action: "job_success", durationMs: Date.now() - running.startedAt },
           `job ${job.id} succeeded`,
         );
       } else {
-        this.#onFailure(running, result.error, logger);
+        this.#onFailure(running, result.error);
       }
     } catch (error) {
-      if (!running.recorded) this.#onFailure(running, error, logger);
+      if (!running.recorded) this.#onFailure(running, error);
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /**
+   * The job's logger (the worker's, bound to jobId, task and attempt), made on first
+   * use: a child logger per job costs more than a short job, and most jobs only log
+   * through #logJob.
+   */
+  #jobLogger(running: RunningJob): Logger {
+    const { job } = running;
+    running.logger ??= this.logger.child({ jobId: job.id, task: job.task, attempt: job.attempts });
+    return running.logger;
+  }
+
+  /** One line about a job, with the same fields as its logger, without making one. */
+  #logJob(running: RunningJob, level: "debug" | "info", obj: Record<string, unknown>, message: string): void {
+    if (running.logger) {
+      running.logger[level](obj, message);
+      return;
+    }
+    const { job } = running;
+    this.logger[level]({ jobId: job.id, task: job.task, attempt: job.attempts, ...obj }, message);
+  }
+
   /** Decide between retry, aborted and failed for a run that threw. */
-  #onFailure(running: RunningJob, error: unknown, logger: Logger): void {
-    const { job, controller } = running;
-    const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+  #onFailure(running: RunningJob, error: unknown): void {
+    const { job, abort } = running;
+    const logger = this.#jobLogger(running);
+    const reason = abort.aborted ? abort.reason : undefined;
     const task = this.app.getTask(job.task);
     const serialized = serializeError(error);
     if (reason instanceof JobAbortedError) {
@@ -640,10 +683,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       return;
     }
     const running = this.#running.get(jobId);
-    if (!running || running.controller.signal.aborted) return;
+    if (!running || running.abort.aborted) return;
     this.logger.info({ action: "abort_job", jobId }, `job ${jobId}: abort requested`);
     this.emit("job:abort", { worker: this, job: running.job, reason: "abort_requested" });
-    running.controller.abort(new JobAbortedError());
+    running.abort.abort(new JobAbortedError());
   }
 
   // ---- writing outcomes -----------------------------------------------------------
@@ -855,7 +898,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           `${this.#running.size} job(s) still running after ${shutdownTimeout} ms: aborting them`,
         );
         for (const running of this.#running.values())
-          running.controller.abort(
+          running.abort.abort(
             new WorkerShutdownError(`the worker is stopping (shutdownTimeout of ${shutdownTimeout} ms)`),
           );
       }
@@ -869,7 +912,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       for (const running of this.#running.values()) {
         if (running.recorded) continue;
         const error = new WorkerShutdownError("the worker stopped before the job settled");
-        this.#onFailure(running, error, this.logger.child({ jobId: running.job.id, task: running.job.task }));
+        this.#onFailure(running, error);
       }
     }
     this.#state = "stopping";
