@@ -113,8 +113,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     concurrency,
     queues: options.queues ?? null,
     name: options.name ?? `${hostname()}-${process.pid}`,
-    fetchBatchSize: options.fetchBatchSize ?? Math.max(concurrency, 100),
-    prefetch: options.prefetch ?? Math.min(Math.max(10 * concurrency, 100), 1000),
+    fetchBatchSize: options.fetchBatchSize ?? Math.max(concurrency, 500),
+    prefetch: options.prefetch ?? Math.min(Math.max(50 * concurrency, 500), 2000),
     additionalContext: options.additionalContext ?? {},
     middleware: options.middleware ?? [],
   } as ResolvedWorkerOptions;
