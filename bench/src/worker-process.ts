@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import type { ChildConfig, ChildMessage } from "./protocol.js";
+import { CHILD_NODE_FLAGS } from "./systems/index.js";
 
 const CHILD_SOURCE = fileURLToPath(new URL("./child.ts", import.meta.url));
 const CHILD_OUT_DIR = fileURLToPath(new URL("../dist/child/", import.meta.url));
@@ -56,7 +57,7 @@ export class WorkerProcess {
 
   private constructor(config: ChildConfig, script: string) {
     this.#child = fork(script, [], {
-      execArgv: [],
+      execArgv: CHILD_NODE_FLAGS[config.system] ?? [],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.#failed = new Promise<never>((_, reject) => {
