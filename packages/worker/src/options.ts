@@ -28,13 +28,13 @@ export interface WorkerOptions {
   heartbeatInterval?: number;
   /** How often running jobs are checked for abort requests when NOTIFY is off, in ms. @defaultValue 1000 */
   abortPollInterval?: number;
-  /** Most jobs claimed per fetch round trip. @defaultValue max(concurrency, 100) */
+  /** Most jobs claimed per fetch round trip, and most outcomes written per call. @defaultValue max(concurrency, 500) */
   fetchBatchSize?: number;
   /**
    * Most jobs claimed ahead of free slots, so that short jobs never wait for a fetch
    * round trip. The worker only prefetches about as many jobs as it finishes during two
    * fetch round trips: none for slow jobs, which therefore stay available to other
-   * workers. 0 disables prefetching. @defaultValue max(10 × concurrency, 100), at most 1000
+   * workers. 0 disables prefetching. @defaultValue max(50 × concurrency, 500), at most 2000
    */
   prefetch?: number;
   /** Merged into every task's context (see AdditionalContext in @proc/core). */

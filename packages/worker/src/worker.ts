@@ -697,17 +697,20 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   /**
-   * Write pending outcomes until none is left: successes in one batch per round,
-   * failures one by one. On a database error, keep them and retry with backoff: the
-   * jobs stay `doing` meanwhile, and if this process dies they are recovered as
-   * stalled, so nothing is lost.
+   * Write pending outcomes until none is left: successes in one batch per round (at
+   * most fetchBatchSize: a bigger update holds its rows and index pages longer against
+   * the concurrent fetch, and measured slower per job; 500 ran a 20,000-job drain at
+   * 28,000 jobs/s where unbounded batches of ~1,000 ran it at 25,000), failures one by
+   * one. On a database error, keep them and retry with backoff: the jobs stay `doing`
+   * meanwhile, and if this process dies they are recovered as stalled, so nothing is
+   * lost.
    */
   async #flush(): Promise<void> {
     let backoff = 0;
     const deleteJobs = this.options.deleteJobs;
     try {
       while (this.#pending.length) {
-        const batch = this.#pending.splice(0, this.#pending.length);
+        const batch = this.#pending.splice(0, this.options.fetchBatchSize);
         const successes = batch.filter((o) => o.kind === "success");
         const failures = batch.filter((o) => o.kind === "failure");
         try {
