@@ -1,7 +1,15 @@
 import { parseArgs } from "node:util";
 
 /** Every system the benchmark knows, in the order tables list them. */
-export const SYSTEM_NAMES = ["proc", "proc-small-heap", "graphile", "graphile-lq", "pgboss", "sql"] as const;
+export const SYSTEM_NAMES = [
+  "proc",
+  "proc-small-heap",
+  "proc-delete",
+  "graphile",
+  "graphile-lq",
+  "pgboss",
+  "sql",
+] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 /** Scenarios by id; "resources" (worker RSS, connections) is read off the drains. */

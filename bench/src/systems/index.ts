@@ -11,6 +11,7 @@ export type { Producer, ProducerContext, RunningWorker, System, WorkerSpec } fro
 const LOADERS: Record<SystemName, () => Promise<System>> = {
   proc: async () => (await import("./proc.js")).proc,
   "proc-small-heap": async () => (await import("./proc.js")).proc,
+  "proc-delete": async () => (await import("./proc.js")).procDelete,
   graphile: async () => (await import("./graphile.js")).graphile,
   "graphile-lq": async () => (await import("./graphile.js")).graphileLocalQueue,
   pgboss: async () => (await import("./pgboss.js")).pgboss,
@@ -25,6 +26,7 @@ export function loadSystem(name: SystemName): Promise<System> {
 export const SAME_PRODUCER_AS: Partial<Record<SystemName, SystemName>> = {
   "graphile-lq": "graphile",
   "proc-small-heap": "proc",
+  "proc-delete": "proc",
 };
 
 /**

@@ -1,6 +1,6 @@
 import { App, silentLogger } from "@proc/core";
 import { PgConnector } from "@proc/pg-connector";
-import { Worker } from "@proc/worker";
+import { Worker, type WorkerOptions } from "@proc/worker";
 import { quietPool } from "../db.js";
 import type { JobArgs } from "../protocol.js";
 import type { Producer, ProducerContext, System, WorkerSpec } from "./types.js";
@@ -59,12 +59,26 @@ export const proc: System = {
     };
   },
 
-  async startWorker({ databaseUrl, concurrency, oneShot, onJob }: WorkerSpec) {
+  startWorker: startWorker({}),
+};
+
+/**
+ * proc with `deleteJobs: "successful"`: a succeeded job is deleted instead of kept with
+ * its history, as graphile-worker always does. Shows what keeping history costs.
+ */
+export const procDelete: System = {
+  ...proc,
+  name: "proc-delete",
+  startWorker: startWorker({ deleteJobs: "successful" }),
+};
+
+function startWorker(options: Pick<WorkerOptions, "deleteJobs">): System["startWorker"] {
+  return async ({ databaseUrl, concurrency, oneShot, onJob }: WorkerSpec) => {
     const { app } = makeApp(new PgConnector({ connectionString: databaseUrl }), onJob);
     // No signal handlers: the child is stopped over IPC. A drain runs one-shot
     // (wait: false), the documented way to empty a queue; fetchBatchSize and prefetch
     // stay at their defaults.
-    const worker = new Worker(app, { concurrency, handleSignals: false, wait: !oneShot });
+    const worker = new Worker(app, { ...options, concurrency, handleSignals: false, wait: !oneShot });
     const started = new Promise<void>((resolve) => worker.once("worker:start", () => resolve()));
     const running = worker.run();
     await Promise.race([started, running]);
@@ -74,5 +88,5 @@ export const proc: System = {
         await running;
       },
     };
-  },
-};
+  };
+}
