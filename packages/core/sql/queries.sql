@@ -2,8 +2,10 @@
 -- {{schema}} is replaced by the configured schema; parameters are always $n.
 
 -- name: defer_jobs
--- Insert a batch of jobs atomically ($1: JSON array), returning their ids in order.
-SELECT id FROM {{schema}}.defer_jobs_v1($1::jsonb) AS id;
+-- Insert a batch of jobs atomically, returning their ids in order: one array per
+-- column ($1 queues ... $7 scheduled_at), except $6, the args as one JSON array.
+SELECT id FROM {{schema}}.defer_jobs_v1($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                                        $7::timestamptz[]) AS id;
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1.

@@ -146,19 +146,28 @@ export class JobManager {
   /** Insert jobs atomically; returns ids in order. Translates queueing-lock conflicts. */
   async deferJobs(jobs: readonly NewJob[], q?: Queryable): Promise<number[]> {
     if (jobs.length === 0) return [];
-    let payload: string;
+    // One array per column (see defer_jobs_v1), the args as one JSON array.
+    const n = jobs.length;
+    const queues = new Array<string>(n);
+    const tasks = new Array<string>(n);
+    const priorities = new Array<number>(n);
+    const locks = new Array<string | null>(n);
+    const queueingLocks = new Array<string | null>(n);
+    const scheduledAt = new Array<string | null>(n);
+    const args = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) {
+      const job = jobs[i]!;
+      queues[i] = job.queue;
+      tasks[i] = job.task;
+      priorities[i] = job.priority;
+      locks[i] = job.lock;
+      queueingLocks[i] = job.queueingLock;
+      scheduledAt[i] = job.scheduledAt?.toISOString() ?? null;
+      args[i] = job.args;
+    }
+    let argsJson: string;
     try {
-      payload = JSON.stringify(
-        jobs.map((j) => ({
-          queue: j.queue,
-          task: j.task,
-          priority: j.priority,
-          lock: j.lock,
-          queueing_lock: j.queueingLock,
-          args: j.args,
-          scheduled_at: j.scheduledAt?.toISOString() ?? null,
-        })),
-      );
+      argsJson = JSON.stringify(args);
     } catch (error) {
       throw new InvalidArgs(
         `args are not JSON-serialisable: ${(error as Error).message}; nothing was deferred`,
@@ -167,7 +176,11 @@ export class JobManager {
       );
     }
     try {
-      const rows = await this.#run<{ id: string | number }>("defer_jobs", [payload], q);
+      const rows = await this.#run<{ id: string | number }>(
+        "defer_jobs",
+        [queues, tasks, priorities, locks, queueingLocks, argsJson, scheduledAt],
+        q,
+      );
       return rows.map((r) => Number(r.id));
     } catch (error) {
       throw translateQueueingLock(error, jobs);

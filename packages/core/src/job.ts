@@ -71,8 +71,17 @@ const toDate = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
 
 export function jobFromRow(row: JobRow): Job {
-  // Both drivers (pg, PGlite) hand jsonb columns over already parsed.
-  const events = (row.events as Array<Record<string, unknown>> | null) ?? [];
+  // Both drivers (pg, PGlite) hand jsonb columns over already parsed, into objects of
+  // our own: their "at" can be turned into a Date in place.
+  const stored = (row.events as Array<Record<string, unknown>> | null) ?? [];
+  const createdAt = toDate(row.created_at) as Date;
+  // The first entry is not stored (see the events column in schema.sql).
+  const events: JobEvent[] = [{ type: "deferred", at: new Date(createdAt.getTime()) }];
+  for (const e of stored) {
+    e.at = new Date(String(e.at));
+    e.type = String(e.type);
+    events.push(e as JobEvent);
+  }
   return {
     id: Number(row.id),
     queue: row.queue_name,
@@ -89,8 +98,8 @@ export function jobFromRow(row: JobRow): Job {
     abortRequested: row.abort_requested,
     result: (row.result as JsonValue | undefined) ?? null,
     error: (row.error as JobError | null) ?? null,
-    events: events.map((e) => ({ ...e, type: String(e.type), at: new Date(String(e.at)) })),
-    createdAt: toDate(row.created_at) as Date,
+    events,
+    createdAt,
     startedAt: toDate(row.started_at),
     finishedAt: toDate(row.finished_at),
   };
