@@ -8,6 +8,11 @@ export interface Logger {
   warn(obj: Record<string, unknown>, msg?: string): void;
   error(obj: Record<string, unknown>, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /**
+   * Whether lines of `level` are written (pino has it). Optional: when present, proc
+   * skips building the fields and message of per-job lines that would be dropped.
+   */
+  isLevelEnabled?(level: "debug" | "info" | "warn" | "error"): boolean;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -54,6 +59,7 @@ export function consoleLogger(options: ConsoleLoggerOptions = {}): Logger {
     warn: log("warn"),
     error: log("error"),
     child: (more) => consoleLogger({ ...options, bindings: { ...bindings, ...more } }),
+    isLevelEnabled: (level) => LEVELS[level] >= min,
   };
 }
 
@@ -70,4 +76,5 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+  isLevelEnabled: () => false,
 };

@@ -34,7 +34,7 @@ export interface WorkerOptions {
    * Most jobs claimed ahead of free slots, so that short jobs never wait for a fetch
    * round trip. The worker only prefetches about as many jobs as it finishes during two
    * fetch round trips: none for slow jobs, which therefore stay available to other
-   * workers. 0 disables prefetching. @defaultValue max(50 × concurrency, 500), at most 2000
+   * workers. 0 disables prefetching. @defaultValue 2000
    */
   prefetch?: number;
   /** Merged into every task's context (see AdditionalContext in @proc/core). */
@@ -114,7 +114,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     queues: options.queues ?? null,
     name: options.name ?? `${hostname()}-${process.pid}`,
     fetchBatchSize: options.fetchBatchSize ?? Math.max(concurrency, 500),
-    prefetch: options.prefetch ?? Math.min(Math.max(50 * concurrency, 500), 2000),
+    prefetch: options.prefetch ?? 2000,
     additionalContext: options.additionalContext ?? {},
     middleware: options.middleware ?? [],
   } as ResolvedWorkerOptions;

@@ -508,7 +508,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   async #execute(running: RunningJob): Promise<void> {
     const { job, abort } = running;
     this.emit("job:start", { worker: this, job });
-    this.#logJob(running, "debug", { action: "start_job", queue: job.queue }, `job ${job.id} started`);
+    if (this.#logs("debug"))
+      this.#logJob(running, "debug", { action: "start_job", queue: job.queue }, `job ${job.id} started`);
     const task = this.app.getTask(job.task);
     if (!task) {
       const error = new TaskNotFound(job.task, [...this.app.tasks.keys()]);
@@ -579,12 +580,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const result = toJsonResult(value);
       if (result.ok) {
         this.#record(running, { kind: "success", job, result: result.value });
-        this.#logJob(
-          running,
-          "info",
-          { action: "job_success", durationMs: Date.now() - running.startedAt },
-          `job ${job.id} succeeded`,
-        );
+        if (this.#logs("info"))
+          this.#logJob(
+            running,
+            "info",
+            { action: "job_success", durationMs: Date.now() - running.startedAt },
+            `job ${job.id} succeeded`,
+          );
       } else {
         this.#onFailure(running, result.error);
       }
@@ -604,6 +606,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const { job } = running;
     running.logger ??= this.logger.child({ jobId: job.id, task: job.task, attempt: job.attempts });
     return running.logger;
+  }
+
+  /**
+   * Whether the logger writes `level` (true when it cannot say): per-job lines are not
+   * even built when it does not.
+   */
+  #logs(level: "debug" | "info"): boolean {
+    return this.logger.isLevelEnabled?.(level) !== false;
   }
 
   /** One line about a job, with the same fields as its logger, without making one. */

@@ -1,4 +1,4 @@
-import type { App, Job } from "@proc/core";
+import { type App, type Job, type Logger, consoleLogger } from "@proc/core";
 import { type TestApp, backends, createTestApp, waitFor } from "@proc/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JobTimeoutError, Worker, type WorkerOptions } from "../src/index.js";
@@ -431,6 +431,31 @@ describe.each(backends())("Worker on %s", (backend) => {
     await waitFor(async () => (await app.jobManager.listJobs({ status: "succeeded" })).length === 3, {
       what: "every job to succeed once writes work again",
     });
+  });
+
+  it("does not even build per-job lines at levels its logger does not write", async () => {
+    const quick = app.task({ name: "quiet" }, async () => "ok");
+    const run = async (enabled: (level: string) => boolean): Promise<unknown[]> => {
+      const actions: unknown[] = [];
+      const logger = (): Logger => ({
+        debug: (obj) => actions.push(obj.action),
+        info: (obj) => actions.push(obj.action),
+        warn: (obj) => actions.push(obj.action),
+        error: (obj) => actions.push(obj.action),
+        child: () => logger(),
+        isLevelEnabled: enabled,
+      });
+      await quick.defer({});
+      await start({ wait: false, logger: logger() }).done;
+      return actions;
+    };
+    expect(await run(() => true)).toEqual(expect.arrayContaining(["start_job", "job_success"]));
+    const quiet = await run((level) => level === "warn" || level === "error");
+    expect(quiet).not.toContain("start_job");
+    expect(quiet).not.toContain("job_success");
+    // consoleLogger answers for its own level.
+    const warnOnly = consoleLogger({ level: "warn", write: () => {} });
+    expect([warnOnly.isLevelEnabled?.("info"), warnOnly.isLevelEnabled?.("error")]).toEqual([false, true]);
   });
 
   it("rejects bad options in one error naming each", () => {
