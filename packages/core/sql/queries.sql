@@ -8,7 +8,7 @@ SELECT id FROM {{schema}}.defer_jobs_v1($1::text[], $2::text[], $3::integer[], $
                                         $7::timestamptz[]) AS id;
 
 -- name: fetch_jobs
--- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1.
+-- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1 (FetchedJobRow).
 SELECT * FROM {{schema}}.fetch_jobs_v1($1::bigint, $2::text[], $3::integer);
 
 -- name: complete_jobs

@@ -7,7 +7,16 @@ import {
   WaitTimeout,
   isProcError,
 } from "./errors.js";
-import { FINAL_STATUSES, type Job, type JobError, type JobRow, type JobStatus, jobFromRow } from "./job.js";
+import {
+  FINAL_STATUSES,
+  type FetchedJobRow,
+  type Job,
+  type JobError,
+  type JobRow,
+  type JobStatus,
+  fetchedJobFromRow,
+  jobFromRow,
+} from "./job.js";
 import type { JsonObject, JsonValue } from "./json.js";
 import type { Logger } from "./logger.js";
 import type { QueryName, SqlCatalog } from "./sql.js";
@@ -192,8 +201,8 @@ export class JobManager {
   /** Claim up to `limit` ready jobs for a worker in one round trip. */
   async fetchJobs(workerId: number, queues: readonly string[] | null, limit: number): Promise<Job[]> {
     try {
-      const rows = await this.#run<JobRow>("fetch_jobs", [workerId, queues, limit]);
-      return rows.map(jobFromRow);
+      const rows = await this.#run<FetchedJobRow>("fetch_jobs", [workerId, queues, limit]);
+      return rows.map((row) => fetchedJobFromRow(row, workerId));
     } catch (error) {
       // Two fetchers raced for two jobs of one lock (see fetch_jobs_v1); the retry
       // sees the winner's committed row and skips the lock.
@@ -201,8 +210,8 @@ export class JobManager {
         isProcError(error, "UNIQUE_VIOLATION") &&
         (error as UniqueViolation).constraint === "jobs_lock_idx"
       ) {
-        const rows = await this.#run<JobRow>("fetch_jobs", [workerId, queues, limit]);
-        return rows.map(jobFromRow);
+        const rows = await this.#run<FetchedJobRow>("fetch_jobs", [workerId, queues, limit]);
+        return rows.map((row) => fetchedJobFromRow(row, workerId));
       }
       throw error;
     }

@@ -70,18 +70,24 @@ export interface JobRow {
 const toDate = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
 
-export function jobFromRow(row: JobRow): Job {
-  // Both drivers (pg, PGlite) hand jsonb columns over already parsed, into objects of
-  // our own: their "at" can be turned into a Date in place.
-  const stored = (row.events as Array<Record<string, unknown>> | null) ?? [];
-  const createdAt = toDate(row.created_at) as Date;
-  // The first entry is not stored (see the events column in schema.sql).
+/**
+ * A job's history from its stored events. Both drivers (pg, PGlite) hand jsonb columns
+ * over already parsed, into objects of our own: their "at" becomes a Date in place. The
+ * first entry, deferred at createdAt, is not stored (see the events column in schema.sql).
+ */
+function eventsFrom(stored: unknown, createdAt: Date): JobEvent[] {
   const events: JobEvent[] = [{ type: "deferred", at: new Date(createdAt.getTime()) }];
-  for (const e of stored) {
+  for (const e of (stored as Array<Record<string, unknown>> | null) ?? []) {
     e.at = new Date(String(e.at));
     e.type = String(e.type);
     events.push(e as JobEvent);
   }
+  return events;
+}
+
+export function jobFromRow(row: JobRow): Job {
+  const createdAt = toDate(row.created_at) as Date;
+  const events = eventsFrom(row.events, createdAt);
   return {
     id: Number(row.id),
     queue: row.queue_name,
@@ -102,5 +108,49 @@ export function jobFromRow(row: JobRow): Job {
     createdAt,
     startedAt: toDate(row.started_at),
     finishedAt: toDate(row.finished_at),
+  };
+}
+
+/** A row of fetch_jobs_v1: what a worker does not know yet about a job it has just claimed. */
+export interface FetchedJobRow {
+  id: string | number;
+  queue_name: string;
+  task_name: string;
+  priority: number;
+  lock: string | null;
+  queueing_lock: string | null;
+  args: unknown;
+  attempts: number;
+  stalled_count: number;
+  error: unknown;
+  events: unknown;
+  scheduled_at_ms: number | null;
+  created_at_ms: number;
+  started_at_ms: number;
+}
+
+/** The Job a fetch claimed for `workerId`: doing on that worker, not finished. */
+export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
+  const createdAt = new Date(row.created_at_ms);
+  return {
+    id: Number(row.id),
+    queue: row.queue_name,
+    task: row.task_name,
+    priority: row.priority,
+    lock: row.lock,
+    queueingLock: row.queueing_lock,
+    args: row.args as JsonObject,
+    status: "doing",
+    scheduledAt: row.scheduled_at_ms === null ? null : new Date(row.scheduled_at_ms),
+    attempts: row.attempts,
+    stalledCount: row.stalled_count,
+    workerId,
+    abortRequested: false,
+    result: null,
+    error: (row.error as JobError | null) ?? null,
+    events: eventsFrom(row.events, createdAt),
+    createdAt,
+    startedAt: new Date(row.started_at_ms),
+    finishedAt: null,
   };
 }

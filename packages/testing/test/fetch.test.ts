@@ -27,6 +27,22 @@ describe.each(backends())("fetch on %s", (backend) => {
     }
   }
 
+  it("hands a worker the same job as getJob, though it reads less of the row", async () => {
+    const worker = await registerWorker(app());
+    const id = await app()
+      .configureTask("t", {
+        allowUnknown: true,
+        queue: "q1",
+        priority: 3,
+        lock: "l",
+        queueingLock: "ql",
+        scheduleAt: new Date(Date.now() - 1000),
+      })
+      .defer({ nested: { a: [1, "two", null] } });
+    const [fetched] = await jm().fetchJobs(worker, ["q1"], 10);
+    expect(fetched).toEqual(await getJob(ctx.app, id));
+  });
+
   it("claims jobs by priority desc, then id asc, and records the start", async () => {
     const worker = await registerWorker(app());
     const a = await defer();
