@@ -48,11 +48,17 @@ interface RunningJob {
   /** The job's scoped logger, made on first use (see #jobLogger). */
   logger: Logger | undefined;
   startedAt: number;
-  /** Resolves when the task settles or its outcome was recorded anyway (timeout, stop). */
-  done: Promise<void>;
-  release: () => void;
+  /** performance.now() at start, for the measured job duration. */
+  startedMs: number;
   /** Set once the outcome was handed to the finisher (so it is recorded once). */
   recorded: boolean;
+  /**
+   * Set once the slot is free: the task settled, or its outcome was recorded anyway
+   * (timeout, stop). See #release and #released.
+   */
+  released: boolean;
+  /** Called on release; set only while someone waits for it (stop). */
+  onReleased: (() => void) | undefined;
 }
 
 /** An outcome waiting to be written. Successes are written in batches. */
@@ -481,28 +487,51 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   // ---- running jobs -------------------------------------------------------------
 
   #start(job: Job): void {
-    let release!: () => void;
-    const done = new Promise<void>((resolve) => {
-      release = resolve;
-    });
     const running: RunningJob = {
       job,
       abort: new JobAbort(),
       logger: undefined,
       startedAt: Date.now(),
-      done,
-      release,
+      startedMs: performance.now(),
       recorded: false,
+      released: false,
+      onReleased: undefined,
     };
     this.#running.set(job.id, running);
-    const startedAt = performance.now();
-    void done.then(() => {
-      this.#running.delete(job.id);
-      this.#recordJobDuration(performance.now() - startedAt);
-      this.#startBuffered(); // no round trip between a finished job and the next
-      this.#wakeup.wake();
-    });
-    void this.#execute(running).finally(release);
+    void this.#execute(running).finally(() => this.#release(running));
+  }
+
+  /**
+   * Free the job's slot (once): when its task settles, or earlier when its outcome is
+   * recorded without waiting for it (timeout, stop). A plain call rather than a promise
+   * per job: at tens of thousands of jobs a second, per-job promises and closures are
+   * a large part of the worker's garbage.
+   */
+  #release(running: RunningJob): void {
+    if (running.released) return;
+    running.released = true;
+    this.#running.delete(running.job.id);
+    this.#recordJobDuration(performance.now() - running.startedMs);
+    running.onReleased?.();
+    this.#startBuffered(); // no round trip between a finished job and the next
+    this.#wakeup.wake();
+  }
+
+  /** Resolves once every job running now has been released. */
+  #released(): Promise<unknown> {
+    return Promise.all(
+      [...this.#running.values()].map(
+        (running) =>
+          new Promise<void>((resolve) => {
+            if (running.released) return resolve();
+            const previous = running.onReleased;
+            running.onReleased = () => {
+              previous?.();
+              resolve();
+            };
+          }),
+      ),
+    );
   }
 
   async #execute(running: RunningJob): Promise<void> {
@@ -677,7 +706,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#unwritten.add(outcome.job.id);
     this.#pending.push(outcome);
     this.#scheduleFlush();
-    running.release();
+    this.#release(running);
   }
 
   #abort(jobId: number): void {
@@ -903,8 +932,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await this.#releaseBuffer();
     const { shutdownTimeout } = this.options;
     if (this.#running.size && !this.#forceful) {
-      const settled = Promise.all([...this.#running.values()].map((r) => r.done));
-      const timedOut = await raceTimeout(settled, shutdownTimeout, this.#drainController.signal);
+      const timedOut = await raceTimeout(this.#released(), shutdownTimeout, this.#drainController.signal);
       if (timedOut && this.#running.size) {
         this.logger.warn(
           { action: "shutdown_timeout", running: this.#running.size, shutdownTimeout },
@@ -920,8 +948,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       // Give aborted tasks a moment to settle on their own, then record whatever is
       // left as aborted (or retried) without waiting any longer: a task that ignores
       // its signal must not hang the deploy.
-      const settled = Promise.all([...this.#running.values()].map((r) => r.done));
-      await raceTimeout(settled, this.#forceful ? 500 : 2000);
+      await raceTimeout(this.#released(), this.#forceful ? 500 : 2000);
       for (const running of this.#running.values()) {
         if (running.recorded) continue;
         const error = new WorkerShutdownError("the worker stopped before the job settled");
@@ -1002,8 +1029,10 @@ function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
   return [...groups.values()];
 }
 
+const NO_RESULT = { ok: true, value: null } as const;
+
 function toJsonResult(value: unknown): { ok: true; value: JsonValue | null } | { ok: false; error: Error } {
-  if (value === undefined) return { ok: true, value: null };
+  if (value === undefined) return NO_RESULT;
   // Checked here, not left to the database: one bad result must not fail the
   // whole batch of completions it would be written with.
   const problem = jsonProblem(value, "result");
