@@ -140,6 +140,8 @@ describe.runIf(enabled)("PgBouncer, transaction pooling (pg)", () => {
 describe.runIf(enabled)("PgBouncer, session pooling (pg)", () => {
   it("supports everything, LISTEN/NOTIFY included", async () => {
     const db = await createChaosDatabase("bouncer_session");
+    // Dropped whatever fails below, PgBouncer's start included.
+    await using _dropDb = { [Symbol.asyncDispose]: () => db.drop() };
     const bouncer = await startPgBouncer(adminUrl()!, "session");
     const app = makeApp(bouncer.url(db.url));
     const worker = new Worker(app, { pollInterval: 60_000, handleSignals: false });
@@ -159,7 +161,6 @@ describe.runIf(enabled)("PgBouncer, session pooling (pg)", () => {
       await run;
       await app.close();
       await bouncer.stop();
-      await db.drop();
     }
   });
 });
