@@ -37,6 +37,14 @@ export class TypedEmitter<Events extends { [K in keyof Events]: object }> {
     this.#listeners.get(event)?.delete(listener as Listener<never>);
   }
 
+  /**
+   * Whether anything listens to `event`: lets a hot path skip building a payload
+   * nobody would see.
+   */
+  protected hasListeners(event: keyof Events): boolean {
+    return (this.#listeners.get(event)?.size ?? 0) > 0;
+  }
+
   emit<K extends keyof Events>(event: K, payload: Events[K]): void {
     const set = this.#listeners.get(event);
     if (!set) return;

@@ -200,19 +200,21 @@ export class JobManager {
 
   /** Claim up to `limit` ready jobs for a worker in one round trip. */
   async fetchJobs(workerId: number, queues: readonly string[] | null, limit: number): Promise<Job[]> {
+    const fetch = async () => {
+      const [row] = await this.#run<{ jobs: FetchedJobRow[] | null }>("fetch_jobs", [
+        workerId,
+        queues,
+        limit,
+      ]);
+      return (row?.jobs ?? []).map((job) => fetchedJobFromRow(job, workerId));
+    };
     try {
-      const rows = await this.#run<FetchedJobRow>("fetch_jobs", [workerId, queues, limit]);
-      return rows.map((row) => fetchedJobFromRow(row, workerId));
+      return await fetch();
     } catch (error) {
       // Two fetchers raced for two jobs of one lock (see fetch_jobs_v1); the retry
       // sees the winner's committed row and skips the lock.
-      if (
-        isProcError(error, "UNIQUE_VIOLATION") &&
-        (error as UniqueViolation).constraint === "jobs_lock_idx"
-      ) {
-        const rows = await this.#run<FetchedJobRow>("fetch_jobs", [workerId, queues, limit]);
-        return rows.map((row) => fetchedJobFromRow(row, workerId));
-      }
+      if (isProcError(error, "UNIQUE_VIOLATION") && (error as UniqueViolation).constraint === "jobs_lock_idx")
+        return fetch();
       throw error;
     }
   }
@@ -224,13 +226,23 @@ export class JobManager {
     deleteJobs = false,
   ): Promise<number[]> {
     if (completions.length === 0) return [];
-    const rows = await this.#run<{ id: string }>("complete_jobs", [
+    // Built as text here rather than handed to the driver as arrays, which it would
+    // quote and escape element by element: this runs for every job a worker finishes.
+    let ids = "{";
+    let anyResult = false;
+    for (let i = 0; i < completions.length; i++) {
+      const c = completions[i]!;
+      ids += i === 0 ? String(c.id) : `,${c.id}`;
+      if (c.result !== undefined && c.result !== null) anyResult = true;
+    }
+    const results = anyResult ? JSON.stringify(completions.map((c) => c.result ?? null)) : null;
+    const [row] = await this.#run<{ ids: string | null }>("complete_jobs", [
       workerId,
-      completions.map((c) => c.id),
-      completions.map((c) => (c.result === undefined ? null : JSON.stringify(c.result))),
+      `${ids}}`,
+      results,
       deleteJobs,
     ]);
-    return rows.map((r) => Number(r.id));
+    return row?.ids ? row.ids.split(",").map(Number) : [];
   }
 
   /** End a failed run; returns the job's new status, or null if it was no longer this worker's. */

@@ -34,6 +34,7 @@ export interface Job<Args = JsonObject> {
   attempts: number;
   /** How many times the job was recovered after its worker died. */
   stalledCount: number;
+  /** The worker running the job, or that ran its last attempt; null while it waits (todo). */
   workerId: number | null;
   abortRequested: boolean;
   result: JsonValue | null;
@@ -71,24 +72,33 @@ const toDate = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
 
 /**
- * A job's history from its stored events. Both drivers (pg, PGlite) hand jsonb columns
- * over already parsed, into objects of our own: their "at" becomes a Date in place. The
- * first entry, deferred at createdAt, is not stored (see the events column in schema.sql).
+ * A job's history: its stored events with the ones its columns already say added
+ * back (see the events column and derived_events_v1 in schema.sql): first "deferred"
+ * at createdAt; last, for a doing or succeeded job, its attempt's "started" (unless
+ * the abort request stored it) and, once succeeded, "succeeded" at finishedAt. Both
+ * drivers (pg, PGlite) hand jsonb columns over already parsed, into objects of our
+ * own: their "at" becomes a Date in place.
  */
-function eventsFrom(stored: unknown, createdAt: Date): JobEvent[] {
-  const events: JobEvent[] = [{ type: "deferred", at: new Date(createdAt.getTime()) }];
+function historyOf(
+  stored: unknown,
+  job: Pick<Job, "status" | "abortRequested" | "workerId" | "createdAt" | "startedAt" | "finishedAt">,
+): JobEvent[] {
+  const events: JobEvent[] = [{ type: "deferred", at: new Date(job.createdAt.getTime()) }];
   for (const e of (stored as Array<Record<string, unknown>> | null) ?? []) {
     e.at = new Date(String(e.at));
     e.type = String(e.type);
     events.push(e as JobEvent);
   }
+  if (job.status !== "doing" && job.status !== "succeeded") return events;
+  if (job.startedAt && !job.abortRequested)
+    events.push({ type: "started", at: new Date(job.startedAt.getTime()), worker_id: job.workerId });
+  if (job.status === "succeeded" && job.finishedAt)
+    events.push({ type: "succeeded", at: new Date(job.finishedAt.getTime()) });
   return events;
 }
 
 export function jobFromRow(row: JobRow): Job {
-  const createdAt = toDate(row.created_at) as Date;
-  const events = eventsFrom(row.events, createdAt);
-  return {
+  const job: Job = {
     id: Number(row.id),
     queue: row.queue_name,
     task: row.task_name,
@@ -104,11 +114,13 @@ export function jobFromRow(row: JobRow): Job {
     abortRequested: row.abort_requested,
     result: (row.result as JsonValue | undefined) ?? null,
     error: (row.error as JobError | null) ?? null,
-    events,
-    createdAt,
+    events: [],
+    createdAt: toDate(row.created_at) as Date,
     startedAt: toDate(row.started_at),
     finishedAt: toDate(row.finished_at),
   };
+  job.events = historyOf(row.events, job);
+  return job;
 }
 
 /** A row of fetch_jobs_v1: what a worker does not know yet about a job it has just claimed. */
@@ -131,8 +143,7 @@ export interface FetchedJobRow {
 
 /** The Job a fetch claimed for `workerId`: doing on that worker, not finished. */
 export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
-  const createdAt = new Date(row.created_at_ms);
-  return {
+  const job: Job = {
     id: Number(row.id),
     queue: row.queue_name,
     task: row.task_name,
@@ -148,9 +159,11 @@ export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
     abortRequested: false,
     result: null,
     error: (row.error as JobError | null) ?? null,
-    events: eventsFrom(row.events, createdAt),
-    createdAt,
+    events: [],
+    createdAt: new Date(row.created_at_ms),
     startedAt: new Date(row.started_at_ms),
     finishedAt: null,
   };
+  job.events = historyOf(row.events, job);
+  return job;
 }

@@ -195,6 +195,94 @@ describe.each(backends())("fetch on %s", (backend) => {
     });
   });
 
+  describe("history", () => {
+    const error = { name: "Error", message: "x" };
+    /** What the row itself stores, without what readers derive. */
+    const stored = async (id: number) =>
+      (
+        await sql<{ events: Array<{ type: string }> }>(
+          app(),
+          "SELECT events FROM {schema}.jobs WHERE id = $1",
+          [id],
+        )
+      )[0]!.events.map((e) => e.type);
+    const fetchOne = async (worker: number) => (await jm().fetchJobs(worker, null, 1))[0]!;
+
+    it("is not written by fetch and completion, yet reads whole", async () => {
+      const worker = await registerWorker(app());
+      const id = await defer();
+      const fetched = await fetchOne(worker);
+      expect(await stored(id)).toEqual([]);
+      expect(fetched.events).toEqual([
+        { type: "deferred", at: fetched.createdAt },
+        { type: "started", at: fetched.startedAt, worker_id: worker },
+      ]);
+      await jm().completeJobs(worker, [{ id, result: 1 }]);
+      expect(await stored(id)).toEqual([]);
+      const job = await getJob(app(), id);
+      expect(job.events).toEqual([
+        { type: "deferred", at: job.createdAt },
+        { type: "started", at: job.startedAt, worker_id: worker },
+        { type: "succeeded", at: job.finishedAt },
+      ]);
+    });
+
+    it("keeps every attempt in order across a retry", async () => {
+      const worker = await registerWorker(app());
+      const id = await defer();
+      const first = await fetchOne(worker);
+      await jm().failJob(worker, id, { status: "todo", error, retry: { at: new Date(Date.now() - 1000) } });
+      const second = await fetchOne(worker);
+      expect(second.id).toBe(id);
+      await jm().completeJobs(worker, [{ id, result: null }]);
+      const job = await getJob(app(), id);
+      expect(eventTypes(job)).toEqual(["deferred", "started", "deferred_for_retry", "started", "succeeded"]);
+      expect(job.events[1]).toMatchObject({ at: first.startedAt, worker_id: worker });
+      expect(job.events[3]).toMatchObject({ at: second.startedAt, worker_id: worker });
+    });
+
+    it("records an abort request after the start it belongs to, and that start once", async () => {
+      const worker = await registerWorker(app());
+      const [a, b] = [await defer(), await defer()];
+      await jm().fetchJobs(worker, null, 2);
+      await jm().cancelJob(a, { abort: true });
+      await jm().cancelJob(b, { abort: true });
+      expect(eventTypes(await getJob(app(), a))).toEqual(["deferred", "started", "abort_requested"]);
+      // The task finished anyway, or gave up.
+      await jm().completeJobs(worker, [{ id: a, result: null }]);
+      await jm().failJob(worker, b, { status: "aborted", error });
+      expect(eventTypes(await getJob(app(), a))).toEqual([
+        "deferred",
+        "started",
+        "abort_requested",
+        "succeeded",
+      ]);
+      expect(eventTypes(await getJob(app(), b))).toEqual([
+        "deferred",
+        "started",
+        "abort_requested",
+        "aborted",
+      ]);
+    });
+
+    it("stores the derived events before a retry by hand, a stalled retry or a release", async () => {
+      const worker = await registerWorker(app());
+      const [done, stalled, released] = [await defer(), await defer(), await defer()];
+      await jm().fetchJobs(worker, null, 3);
+      await jm().completeJobs(worker, [{ id: done, result: null }]);
+      await jm().retryJob(done);
+      await jm().retryJob(await getJob(app(), stalled));
+      await jm().releaseJobs(worker, [released]);
+      expect(eventTypes(await getJob(app(), done))).toEqual(["deferred", "started", "succeeded", "retried"]);
+      expect(eventTypes(await getJob(app(), stalled))).toEqual(["deferred", "started", "retried"]);
+      expect(eventTypes(await getJob(app(), released))).toEqual(["deferred", "started", "released"]);
+      // Each runs again: its new start is derived again, after what was stored.
+      await jm().fetchJobs(worker, null, 3);
+      for (const id of [done, stalled, released])
+        expect(eventTypes(await getJob(app(), id)).slice(-2)).toEqual([(await stored(id)).at(-1), "started"]);
+    });
+  });
+
   describe("completion guards", () => {
     it("completeJobs stores results and touches only the worker's doing jobs", async () => {
       const worker = await registerWorker(app(), "w1");
@@ -213,7 +301,8 @@ describe.each(backends())("fetch on %s", (backend) => {
       ]);
       expect([...done].sort((x, y) => x - y)).toEqual([a, b]);
       const job = await getJob(app(), a);
-      expect(job).toMatchObject({ status: "succeeded", result: { ok: [1, "two"] }, workerId: null });
+      // The worker that ran it stays on the row: its history's "started" reports it.
+      expect(job).toMatchObject({ status: "succeeded", result: { ok: [1, "two"] }, workerId: worker });
       expect(job.finishedAt).toBeInstanceOf(Date);
       expect(eventTypes(job)).toEqual(["deferred", "started", "succeeded"]);
       // Completing twice does nothing.
@@ -239,7 +328,7 @@ describe.each(backends())("fetch on %s", (backend) => {
       expect((await getJob(app(), a)).status).toBe("doing");
       expect(await jm().failJob(worker, a, { status: "failed", error })).toBe("failed");
       const job = await getJob(app(), a);
-      expect(job).toMatchObject({ status: "failed", error, workerId: null });
+      expect(job).toMatchObject({ status: "failed", error, workerId: worker });
       expect(job.finishedAt).toBeInstanceOf(Date);
       expect(job.events.at(-1)).toMatchObject({ type: "failed", error });
       expect(await jm().failJob(worker, a, { status: "failed", error })).toBeNull();

@@ -72,6 +72,51 @@ type Outcome =
       retry?: { at: Date; queue?: string; priority?: number; lock?: string };
     };
 
+/** What the `ctx` of every job a worker runs shares. */
+interface ContextBase {
+  app: App;
+  workerName: string;
+  /** The worker's additionalContext, or null when it has none. */
+  additional: Record<string, unknown> | null;
+  jobLogger: (running: RunningJob) => Logger;
+}
+
+/**
+ * A task's `ctx` (JobContext). A class so that the lazy `signal` and `logger` are
+ * getters on its prototype: an object literal with getters, spread with the
+ * additional context, cost two closures and a copy for every job.
+ */
+class RunContext {
+  readonly job: Job;
+  readonly app: App;
+  /** The worker that fetched the job (its id changes if it had to register again). */
+  readonly workerId: number;
+  readonly workerName: string;
+  readonly #base: ContextBase;
+  readonly #running: RunningJob;
+
+  constructor(base: ContextBase, running: RunningJob) {
+    // First, so that the built-in fields below win over additional ones of the same name.
+    if (base.additional) Object.assign(this, base.additional);
+    this.job = running.job;
+    this.app = base.app;
+    this.workerId = running.job.workerId!;
+    this.workerName = base.workerName;
+    this.#base = base;
+    this.#running = running;
+  }
+
+  /** Fires on abort request, timeout or worker shutdown; `signal.reason` says which. */
+  get signal(): AbortSignal {
+    return this.#running.abort.signal;
+  }
+
+  /** Scoped to this job (jobId, task, attempt); made on first use. */
+  get logger(): Logger {
+    return this.#base.jobLogger(this.#running);
+  }
+}
+
 const MAX_BACKOFF_MS = 10_000;
 /** setTimeout's ceiling; a timer set for later fires early and is simply re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -86,6 +131,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly options: ResolvedWorkerOptions;
   readonly logger: Logger;
   #state: State = "idle";
+  readonly #contextBase: ContextBase;
   /**
    * The worker's own bookkeeping (fetch, complete, heartbeat) runs on connections
    * reserved for it, never on the pool that tasks share: tasks holding every pooled
@@ -130,6 +176,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.options = resolveWorkerOptions(options);
     this.logger = (options.logger ?? app.logger).child({ worker: this.options.name });
     this.setEmitterLogger(this.logger);
+    const additional = this.options.additionalContext;
+    this.#contextBase = {
+      app,
+      workerName: this.options.name,
+      additional: Object.keys(additional).length ? additional : null,
+      jobLogger: (running) => this.#jobLogger(running),
+    };
   }
 
   /** The worker's row id once registered. */
@@ -536,7 +589,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   async #execute(running: RunningJob): Promise<void> {
     const { job, abort } = running;
-    this.emit("job:start", { worker: this, job });
+    if (this.hasListeners("job:start")) this.emit("job:start", { worker: this, job });
     if (this.#logs("debug"))
       this.#logJob(running, "debug", { action: "start_job", queue: job.queue }, `job ${job.id} started`);
     const task = this.app.getTask(job.task);
@@ -549,22 +602,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
       return;
     }
-    const parsed = task.options.schema
-      ? await task
-          .parseArgs(job.args)
-          .catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }))
-      : { ok: true as const, value: job.args }; // no schema: skip a promise per job
-    if (!parsed.ok) {
-      const error = new Error(
-        `args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`,
-      );
-      error.name = "InvalidArgs";
-      this.#jobLogger(running).error(
-        { action: "invalid_args", issues: parsed.issues },
-        `${error.message}; failing it without retry`,
-      );
-      this.#record(running, { kind: "failure", job, status: "failed", error: serializeError(error) }, error);
-      return;
+    let args: unknown = job.args;
+    if (task.options.schema) {
+      // Only with a schema: a promise per job is not free.
+      const parsed = await task
+        .parseArgs(job.args)
+        .catch((error: unknown) => ({ ok: false as const, issues: [String(error)] }));
+      if (!parsed.ok) {
+        const error = new Error(
+          `args of job ${job.id} do not match the schema of task ${job.task}: ${parsed.issues.join("; ")}`,
+        );
+        error.name = "InvalidArgs";
+        this.#jobLogger(running).error(
+          { action: "invalid_args", issues: parsed.issues },
+          `${error.message}; failing it without retry`,
+        );
+        this.#record(
+          running,
+          { kind: "failure", job, status: "failed", error: serializeError(error) },
+          error,
+        );
+        return;
+      }
+      args = parsed.value;
     }
     let timer: NodeJS.Timeout | undefined;
     if (task.options.timeout !== undefined) {
@@ -578,33 +638,18 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       }, ms);
     }
     if (job.abortRequested) abort.abort(new JobAbortedError());
-    const jobLogger = () => this.#jobLogger(running);
-    const ctx = {
-      ...this.options.additionalContext,
-      job,
-      get signal() {
-        return abort.signal;
-      },
-      get logger() {
-        return jobLogger();
-      },
-      app: this.app,
-      workerId: this.#workerId!,
-      workerName: this.options.name,
-    } as JobContext<never>;
-    // async: a handler that throws synchronously becomes a rejection like any other.
-    const call = async (): Promise<unknown> => task.handler(parsed.value as never, ctx);
+    const ctx = new RunContext(this.#contextBase, running) as unknown as JobContext<never>;
     // The worker's middleware outermost, then the task's, then the task itself.
     const taskMiddleware = task.options.middleware ?? [];
-    const chain =
-      this.options.middleware.length === 0 && taskMiddleware.length === 0
-        ? call
-        : [...this.options.middleware, ...taskMiddleware].reduceRight<() => Promise<unknown>>(
-            (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
-            call,
-          );
     try {
-      const value = await chain();
+      // Awaited inside the try: a handler that throws synchronously is caught like a rejection.
+      const value =
+        this.options.middleware.length === 0 && taskMiddleware.length === 0
+          ? await task.handler(args as never, ctx)
+          : await [...this.options.middleware, ...taskMiddleware].reduceRight<() => Promise<unknown>>(
+              (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
+              async () => task.handler(args as never, ctx),
+            )();
       if (running.recorded) return; // already recorded as aborted by a forceful stop
       const result = toJsonResult(value);
       if (result.ok) {
@@ -699,7 +744,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     running.recorded = true;
     const durationMs = Date.now() - running.startedAt;
     if (outcome.kind === "success") {
-      this.emit("job:success", { worker: this, job: running.job, result: outcome.result, durationMs });
+      if (this.hasListeners("job:success"))
+        this.emit("job:success", { worker: this, job: running.job, result: outcome.result, durationMs });
     } else if (outcome.status !== "todo") {
       this.emit("job:error", { worker: this, job: running.job, error, durationMs, status: outcome.status });
     }

@@ -33,9 +33,10 @@ describe.each(backends())("Worker on %s", (backend) => {
       { a: 1, b: 2 },
       { a: 3, b: 4 },
     ]);
-    await start({ wait: false, concurrency: 2 }).done;
+    const { worker, done } = start({ wait: false, concurrency: 2 });
+    await done;
     const [j1, j2] = await Promise.all(ids.map(job));
-    expect(j1).toMatchObject({ status: "succeeded", result: { sum: 3 }, attempts: 1, workerId: null });
+    expect(j1).toMatchObject({ status: "succeeded", result: { sum: 3 }, attempts: 1, workerId: worker.id });
     expect(j2).toMatchObject({ status: "succeeded", result: { sum: 7 } });
     expect(j1!.events.map((e) => e.type)).toEqual(["deferred", "started", "succeeded"]);
     expect(await app.jobManager.listWorkers()).toEqual([]); // unregistered on stop
@@ -343,6 +344,64 @@ describe.each(backends())("Worker on %s", (backend) => {
       ],
     }).done;
     expect(seen).toEqual(["before ctx", "task before", "task hi w-ctx", "task after", "after r!"]);
+  });
+
+  it("gives a task its context, which additional context cannot override", async () => {
+    let seen: Record<string, unknown> = {};
+    const task = app.task({ name: "ctx-fields" }, async (_args, ctx) => {
+      seen = {
+        jobId: ctx.job.id,
+        workerId: ctx.workerId,
+        workerName: ctx.workerName,
+        app: ctx.app === app,
+        signal: ctx.signal instanceof AbortSignal && !ctx.signal.aborted,
+        // The same signal each time it is read (the task's one AbortSignal).
+        sameSignal: [ctx.signal].includes(ctx.signal),
+        logger: typeof ctx.logger.info === "function",
+        extra: (ctx as unknown as { extra: number }).extra,
+      };
+    });
+    const id = await task.defer({});
+    const { worker, done } = start({
+      wait: false,
+      name: "w-fields",
+      additionalContext: { extra: 1, job: "not the job", workerName: "not the name" },
+    });
+    await done;
+    expect(seen).toEqual({
+      jobId: id,
+      workerId: worker.id,
+      workerName: "w-fields",
+      app: true,
+      signal: true,
+      sameSignal: true,
+      logger: true,
+      extra: 1,
+    });
+  });
+
+  it("tells listeners when jobs start, succeed, fail and are retried", async () => {
+    const ok = app.task({ name: "ev-ok" }, async () => 42);
+    const retried = app.task({ name: "ev-retry", retry: { maxAttempts: 2 } }, async () => {
+      throw new Error("boom");
+    });
+    const okId = await ok.defer({});
+    const retryId = await retried.defer({});
+    const { worker, done } = start({ wait: false });
+    const seen: string[] = [];
+    worker.on("job:start", ({ job }) => seen.push(`start ${job.id}`));
+    worker.on("job:success", ({ job, result }) => seen.push(`success ${job.id} ${String(result)}`));
+    worker.on("job:retry", ({ job }) => seen.push(`retry ${job.id}`));
+    worker.on("job:error", ({ job, status }) => seen.push(`error ${job.id} ${status}`));
+    await done;
+    const of = (id: number) => seen.filter((e) => e.split(" ")[1] === String(id));
+    expect(of(okId)).toEqual([`start ${okId}`, `success ${okId} 42`]);
+    expect(of(retryId)).toEqual([
+      `start ${retryId}`,
+      `retry ${retryId}`,
+      `start ${retryId}`,
+      `error ${retryId} failed`,
+    ]);
   });
 
   it("prefetches short jobs, and gives back the ones it has not started when it stops", async () => {
