@@ -2,10 +2,12 @@
 -- {{schema}} is replaced by the configured schema; parameters are always $n.
 
 -- name: defer_jobs
--- Insert a batch of jobs atomically, returning their ids in order: one array per
--- column ($1 queues ... $7 scheduled_at), except $6, the args as one JSON array.
-SELECT id FROM {{schema}}.defer_jobs_v1($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
-                                        $7::timestamptz[]) AS id;
+-- Insert a batch of jobs atomically: one array per column ($1 queues ... $7
+-- scheduled_at; one element = the same for every job), except $6, the args as one
+-- JSON array. Their ids come back in order as one comma-separated text.
+SELECT string_agg(id::text, ',' ORDER BY id) AS ids
+FROM {{schema}}.defer_jobs_v1($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                              $7::timestamptz[]) AS id;
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, as one JSON array

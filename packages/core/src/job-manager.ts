@@ -155,25 +155,33 @@ export class JobManager {
   /** Insert jobs atomically; returns ids in order. Translates queueing-lock conflicts. */
   async deferJobs(jobs: readonly NewJob[], q?: Queryable): Promise<number[]> {
     if (jobs.length === 0) return [];
-    // One array per column (see defer_jobs_v1), the args as one JSON array.
+    // One array per column (see defer_jobs_v1), the args as one JSON array. A column
+    // whose value is the same for every job (a batch of one task) is sent once.
     const n = jobs.length;
-    const queues = new Array<string>(n);
-    const tasks = new Array<string>(n);
-    const priorities = new Array<number>(n);
-    const locks = new Array<string | null>(n);
-    const queueingLocks = new Array<string | null>(n);
-    const scheduledAt = new Array<string | null>(n);
+    const first = jobs[0]!;
+    const firstAt = first.scheduledAt?.getTime() ?? null;
+    const same = {
+      queue: true,
+      task: true,
+      priority: true,
+      lock: true,
+      queueingLock: true,
+      scheduledAt: true,
+    };
     const args = new Array<unknown>(n);
     for (let i = 0; i < n; i++) {
       const job = jobs[i]!;
-      queues[i] = job.queue;
-      tasks[i] = job.task;
-      priorities[i] = job.priority;
-      locks[i] = job.lock;
-      queueingLocks[i] = job.queueingLock;
-      scheduledAt[i] = job.scheduledAt?.toISOString() ?? null;
       args[i] = job.args;
+      if (i === 0) continue;
+      same.queue &&= job.queue === first.queue;
+      same.task &&= job.task === first.task;
+      same.priority &&= job.priority === first.priority;
+      same.lock &&= job.lock === first.lock;
+      same.queueingLock &&= job.queueingLock === first.queueingLock;
+      same.scheduledAt &&= (job.scheduledAt?.getTime() ?? null) === firstAt;
     }
+    const column = <T>(isSame: boolean, value: (job: NewJob) => T): T[] =>
+      isSame ? [value(first)] : jobs.map(value);
     let argsJson: string;
     try {
       argsJson = JSON.stringify(args);
@@ -185,12 +193,20 @@ export class JobManager {
       );
     }
     try {
-      const rows = await this.#run<{ id: string | number }>(
+      const [row] = await this.#run<{ ids: string | null }>(
         "defer_jobs",
-        [queues, tasks, priorities, locks, queueingLocks, argsJson, scheduledAt],
+        [
+          column(same.queue, (j) => j.queue),
+          column(same.task, (j) => j.task),
+          column(same.priority, (j) => j.priority),
+          column(same.lock, (j) => j.lock),
+          column(same.queueingLock, (j) => j.queueingLock),
+          argsJson,
+          column(same.scheduledAt, (j) => j.scheduledAt?.toISOString() ?? null),
+        ],
         q,
       );
-      return rows.map((r) => Number(r.id));
+      return row?.ids ? row.ids.split(",").map(Number) : [];
     } catch (error) {
       throw translateQueueingLock(error, jobs);
     }

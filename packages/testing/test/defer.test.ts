@@ -9,7 +9,7 @@ import {
 import { backends } from "@proc/testing";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { eventTypes, getJob, registerWorker, useSharedApp } from "./helpers.js";
+import { eventTypes, getJob, registerWorker, sql, useSharedApp } from "./helpers.js";
 
 describe.each(backends())("defer on %s", (backend) => {
   const ctx = useSharedApp(backend);
@@ -52,6 +52,56 @@ describe.each(backends())("defer on %s", (backend) => {
       expect(eventTypes(job)).toEqual(["deferred"]);
       expect(job.events[0]!.at).toBeInstanceOf(Date);
       for (const [i, id] of more.entries()) expect((await getJob(app(), id)).args).toEqual({ n: i + 2 });
+    });
+
+    it("a batch keeps each job's own values, whichever columns are shared", async () => {
+      const at = new Date(Date.now() + 3_600_000);
+      const base = {
+        task: "mixed",
+        queue: "q",
+        priority: 1,
+        lock: null,
+        queueingLock: null,
+        scheduledAt: null,
+      };
+      const jobs = [
+        { ...base, args: { i: 0 } },
+        { ...base, queue: "q2", lock: "L", args: { i: 1 } },
+        { ...base, priority: -3, queueingLock: "QL", scheduledAt: at, args: { i: 2 } },
+        { ...base, task: "mixed2", args: { i: 3 } },
+      ];
+      const ids = await app().jobManager.deferJobs(jobs);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      for (const [i, id] of ids.entries()) {
+        const { args, ...expected } = jobs[i]!;
+        expect(await getJob(app(), id)).toMatchObject({ ...expected, args });
+      }
+      // Every column shared but the args (sent once each, see defer_jobs_v1).
+      const same = await app().jobManager.deferJobs([
+        { ...base, lock: "L2", scheduledAt: at, args: { i: 4 } },
+        { ...base, lock: "L2", scheduledAt: at, args: { i: 5 } },
+      ]);
+      for (const [i, id] of same.entries())
+        expect(await getJob(app(), id)).toMatchObject({
+          ...base,
+          lock: "L2",
+          scheduledAt: at,
+          args: { i: i + 4 },
+        });
+    });
+
+    it("refuses, in the database, columns whose lengths match neither the batch nor one", async () => {
+      const call = (queues: string, tasks: string) =>
+        sql(
+          app(),
+          `SELECT {schema}.defer_jobs_v1(${queues}, ${tasks}, ARRAY[0], ARRAY[NULL::text], ARRAY[NULL::text],
+                                         '[{}, {}, {}]', ARRAY[NULL::timestamptz])`,
+        );
+      await expect(call("ARRAY['a', 'b']", "ARRAY['t']")).rejects.toThrow(
+        /one element per job, or one for all/,
+      );
+      await expect(call("ARRAY['a']", "ARRAY['t', 't', 't', 't']")).rejects.toThrow(/one element per job/);
+      expect(await call("ARRAY['a', 'b', 'c']", "ARRAY['t']")).toHaveLength(3);
     });
 
     it("batchDefer of nothing inserts nothing", async () => {
