@@ -32,8 +32,8 @@ export const SAME_PRODUCER_AS: Partial<Record<SystemName, SystemName>> = {
 /**
  * Node flags of a system's worker child. "proc-small-heap" is proc with V8's young
  * generation capped (2 MB semi-spaces instead of up to 16 MB): under a fast drain V8
- * grows it to its maximum, which is most of a worker's peak RSS above the ~57 MB of
- * Node plus pg. The variant shows what the cap saves and what it costs.
+ * grows it to its maximum, which is most of a worker's peak RSS above the ~56 MB of
+ * an idle worker (Node plus pg). The variant shows what the cap saves and what it costs.
  */
 export const CHILD_NODE_FLAGS: Partial<Record<SystemName, string[]>> = {
   "proc-small-heap": ["--max-semi-space-size=2"],
