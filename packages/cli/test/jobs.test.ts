@@ -31,7 +31,7 @@ describe.skipIf(skipDb)("proc jobs, queues, workers, stalled, healthcheck", () =
       );
       // The lock makes the oldest job the one claimed; fail it so both statuses exist.
       expect(claimed?.id).toBe(todo);
-      await t.db.app.jobManager.failJob(null, todo, {
+      await t.db.app.jobManager.failJob(claimed!, {
         status: "failed",
         error: { name: "Error", message: "boom" },
       });

@@ -48,6 +48,8 @@ export interface RetryStalledJobsOptions {
 export interface RetryStalledJobsResult {
   retried: number[];
   failed: number[];
+  /** Stalled jobs whose abort had been requested: they end aborted, not retried. */
+  aborted: number[];
   prunedWorkers: number[];
 }
 
@@ -137,7 +139,7 @@ async function recoverStalledJobs(
   settings: Settings,
   ctx: JobContext<PeriodicArgs>,
 ): Promise<RetryStalledJobsResult> {
-  const result: RetryStalledJobsResult = { retried: [], failed: [], prunedWorkers: [] };
+  const result: RetryStalledJobsResult = { retried: [], failed: [], aborted: [], prunedWorkers: [] };
   const mode = settings.nbSeconds === undefined ? "heartbeat" : "nbSeconds";
   for (const job of await findStalledJobs(jobManager, settings)) {
     // Never our own run (in legacy mode a short nbSeconds could match it).
@@ -157,9 +159,9 @@ async function recoverStalledJobs(
             `${job.stalledCount} recoveries; maxStalledRetries is ${settings.maxStalledRetries}, so it is not retried`
           : `job ${job.id} ran longer than nbSeconds (${settings.nbSeconds}) again after ` +
             `${job.stalledCount} recoveries; maxStalledRetries is ${settings.maxStalledRetries}, so it is not retried`;
-      // Only while still doing on the worker we saw: a job that finished or was
-      // recovered in the meantime keeps its outcome.
-      const status = await jobManager.failJob(job.workerId, job.id, {
+      // Only while still doing the run we saw: a job that finished or was recovered
+      // in the meantime keeps its outcome.
+      const status = await jobManager.failJob(job, {
         status: "failed",
         error: { name: "StalledJobError", message, workerId: job.workerId, stalledCount: job.stalledCount },
       });
@@ -169,8 +171,15 @@ async function recoverStalledJobs(
       }
       continue;
     }
+    // Fenced by the run we saw, as failJob above.
     const retried = await jobManager.retryJob(job);
-    if (retried) {
+    if (retried?.status === "aborted") {
+      result.aborted.push(job.id);
+      ctx.logger.warn(
+        { action: "abort_stalled_job", ...fields },
+        `stalled job ${job.id} (${job.task}) of worker ${job.workerId} had an abort requested: it ends aborted`,
+      );
+    } else if (retried) {
       result.retried.push(job.id);
       ctx.logger.warn(
         {

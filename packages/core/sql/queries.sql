@@ -6,27 +6,28 @@
 -- scheduled_at; one element = the same for every job), except $6, the args as one
 -- JSON array. Their ids come back in order as one comma-separated text.
 SELECT string_agg(id::text, ',' ORDER BY id) AS ids
-FROM {{schema}}.defer_jobs_v1($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+FROM {{schema}}.defer_jobs_v2($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
                               $7::timestamptz[]) AS id;
 
 -- name: fetch_jobs
--- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, as one JSON array
+-- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, each a new run, as one JSON array
 -- of FetchedJobRow (NULL when none): the driver then parses one document instead of
 -- a row of 14 text fields per job (measured: 2 µs less worker CPU per job).
-SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v1($1::bigint, $2::text[], $3::integer) f;
+SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v2($1::bigint, $2::text[], $3::integer) f;
 
 -- name: complete_jobs
--- Mark jobs succeeded (or delete them with $4) with their results ($3: a JSON array
--- or NULL). The ids finished come back as one comma-separated text, not a row each.
-SELECT string_agg(id::text, ',') AS ids FROM {{schema}}.complete_jobs_v1($1::bigint, $2::bigint[], $3::jsonb, $4::boolean) AS id;
+-- Mark runs ($1 ids, $2 runs) succeeded (or delete them with $4) with their results
+-- ($3: a JSON array or NULL). The ids finished come back as one comma-separated text,
+-- not a row each; a run missing from them was stale (recovered or claimed again).
+SELECT string_agg(id::text, ',') AS ids FROM {{schema}}.complete_jobs_v2($1::bigint[], $2::integer[], $3::jsonb, $4::boolean) AS id;
 
 -- name: fail_job
--- End a failed run: final status, or back to todo for a retry.
-SELECT {{schema}}.fail_job_v1($1::bigint, $2::bigint, $3::{{schema}}.job_status, $4::jsonb, $5::timestamptz, $6::text, $7::integer, $8::text, $9::boolean) AS status;
+-- End failed run $2 of job $1: final status, or back to todo for a retry (NULL: stale).
+SELECT {{schema}}.fail_job_v2($1::bigint, $2::integer, $3::{{schema}}.job_status, $4::jsonb, $5::timestamptz, $6::text, $7::integer, $8::text, $9::boolean) AS status;
 
 -- name: retry_job
 -- Put a job that is not todo back to todo (manual retry, stalled recovery).
-SELECT * FROM {{schema}}.retry_job_v1($1::bigint, $2::timestamptz, $3::text, $4::integer, $5::text, $6::bigint);
+SELECT * FROM {{schema}}.retry_job_v2($1::bigint, $2::timestamptz, $3::text, $4::integer, $5::text, $6::integer);
 
 -- name: cancel_job
 -- Cancel a todo job or ask a doing job to abort.
@@ -51,7 +52,7 @@ LIMIT $8::integer;
 
 -- name: get_stalled_jobs
 -- Doing jobs whose worker stopped heartbeating (or, legacy, running too long).
-SELECT * FROM {{schema}}.get_stalled_jobs_v1($1::double precision, $2::double precision, $3::text, $4::text);
+SELECT * FROM {{schema}}.get_stalled_jobs_v2($1::double precision, $2::double precision, $3::text, $4::text);
 
 -- name: delete_old_jobs
 -- Delete finished jobs older than $1 hours with one of the statuses $2.
@@ -103,8 +104,10 @@ FROM {{schema}}.workers w ORDER BY w.id;
 SELECT {{schema}}.register_worker_v1($1::text, $2::text, $3::integer, $4::text[], $5::integer) AS id;
 
 -- name: heartbeat_worker
--- Beat; says whether the row exists and which of its jobs should abort.
-SELECT * FROM {{schema}}.heartbeat_worker_v1($1::bigint);
+-- Beat for worker $1 holding runs $2/$3; says whether the row exists, which of those
+-- runs should abort and which are lost. $4: the silence, in seconds, that no worker
+-- at all can have had without the database being unreachable to them.
+SELECT * FROM {{schema}}.heartbeat_worker_v2($1::bigint, $2::bigint[], $3::integer[], $4::double precision);
 
 -- name: unregister_worker
 -- Remove a worker row on graceful stop.
@@ -112,7 +115,7 @@ SELECT {{schema}}.unregister_worker_v1($1::bigint);
 
 -- name: prune_workers
 -- Remove worker rows silent for more than $1 seconds.
-SELECT id FROM {{schema}}.prune_workers_v1($1::double precision) AS id;
+SELECT id FROM {{schema}}.prune_workers_v2($1::double precision) AS id;
 
 -- name: next_scheduled_at
 -- The earliest future scheduled_at of todo jobs in queues $1 (NULL = all).
@@ -120,12 +123,12 @@ SELECT min(scheduled_at) AS at FROM {{schema}}.jobs
 WHERE status = 'todo' AND scheduled_at > now() AND ($1::text[] IS NULL OR queue_name = ANY ($1));
 
 -- name: worker_doing_jobs
--- Ids of the jobs the database says worker $1 is running.
-SELECT id FROM {{schema}}.jobs WHERE worker_id = $1::bigint AND status = 'doing';
+-- The runs (id, run) the database says worker $1 is running.
+SELECT id, run FROM {{schema}}.jobs WHERE worker_id = $1::bigint AND status = 'doing';
 
 -- name: release_jobs
--- Give back jobs $2 that worker $1 claimed but never started.
-SELECT id FROM {{schema}}.release_jobs_v1($1::bigint, $2::bigint[]) AS id;
+-- Give back runs ($1 ids, $2 runs) claimed but never started.
+SELECT id FROM {{schema}}.release_jobs_v2($1::bigint[], $2::integer[]) AS id;
 
 -- name: abort_requested_jobs
 -- Ids among $1 whose abort was requested (abort polling without LISTEN).

@@ -180,6 +180,25 @@ export class UniqueViolation extends ConnectorError {
   }
 }
 
+/**
+ * SQLSTATEs of a statement that may well succeed if simply run again: a serialization
+ * failure or deadlock (40001, 40P01), a lock or statement timeout (55P03, 57014), and
+ * the server being short of resources (class 53). Connection errors are transient too.
+ */
+const TRANSIENT_SQLSTATES = ["40001", "40P01", "55P03", "57014", "53"];
+
+/**
+ * Whether `error` says nothing about the statement itself (the connection dropped, a
+ * lock wait timed out, ...), so that running it again later is right. Any other error
+ * from the database (a data exception, a constraint, a raised exception) will recur
+ * and must be dealt with, not retried.
+ */
+export function isTransientError(error: unknown): boolean {
+  if (isProcError(error, "CONNECTION_ERROR")) return true;
+  const sqlState = isProcError(error) ? (error as ConnectorError).sqlState : undefined;
+  return sqlState !== undefined && TRANSIENT_SQLSTATES.some((s) => sqlState.startsWith(s));
+}
+
 /** SQLSTATE classes that mean the connection or server went away, not the query. */
 const CONNECTION_SQLSTATE_PREFIXES = ["08", "57P01", "57P02", "57P03", "53300"];
 

@@ -35,6 +35,7 @@ export {
   UniqueViolation,
   WaitTimeout,
   isProcError,
+  isTransientError,
   redact,
   translateDriverError,
 } from "./errors.js";
@@ -48,10 +49,12 @@ export type {
   Completion,
   Counts,
   FailOptions,
+  Heartbeat,
   JobOutcome,
   ListJobsFilter,
   NewJob,
   RetryJobOptions,
+  RunRef,
   StalledJobsOptions,
   WorkerInfo,
 } from "./job-manager.js";
@@ -64,7 +67,8 @@ export type { RetryDecision, RetryFunction, RetryOption, RetryStrategy } from ".
 export type { InferInput, InferOutput, StandardSchemaV1 } from "./standard-schema.js";
 export { LATEST_MIGRATION } from "./sql.js";
 export { Deferrer, Task, durationMs } from "./task.js";
-export { jsonProblem } from "./validate.js";
+export { MAX_DURATION_MS, checkDate, checkDuration, jsonProblem, storableText } from "./validate.js";
+export type { DurationRules } from "./validate.js";
 export type {
   AdditionalContext,
   DeferCallOptions,

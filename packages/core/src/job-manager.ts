@@ -2,6 +2,7 @@ import type { Connector, Listener, Queryable } from "./connector.js";
 import {
   AlreadyEnqueued,
   InvalidArgs,
+  InvalidOptions,
   JobNotFound,
   type UniqueViolation,
   WaitTimeout,
@@ -20,6 +21,7 @@ import {
 import type { JsonObject, JsonValue } from "./json.js";
 import type { Logger } from "./logger.js";
 import type { QueryName, SqlCatalog } from "./sql.js";
+import { checkDuration } from "./validate.js";
 
 /** A job to insert, already validated by the deferrer. */
 export interface NewJob {
@@ -99,9 +101,24 @@ export interface JobOutcome {
   error: JobError | null;
 }
 
-export interface Completion {
+/** One run of a job, as a worker claimed it: the job's id and its run number. */
+export interface RunRef {
   id: number;
+  run: number;
+}
+
+export interface Completion extends RunRef {
   result: JsonValue | null;
+}
+
+/** What a heartbeat learns about the runs its worker holds. */
+export interface Heartbeat {
+  /** false: the worker row was pruned (register again). */
+  workerFound: boolean;
+  /** Held runs whose abort was requested. */
+  abortJobIds: number[];
+  /** Held runs that are no longer doing that run: recovered (and maybe claimed again) elsewhere. */
+  lostJobIds: number[];
 }
 
 export interface FailOptions {
@@ -235,38 +252,29 @@ export class JobManager {
     }
   }
 
-  /** Mark jobs succeeded in one call; returns the ids actually finished. */
-  async completeJobs(
-    workerId: number | null,
-    completions: readonly Completion[],
-    deleteJobs = false,
-  ): Promise<number[]> {
+  /**
+   * Mark runs succeeded in one call; returns the ids actually finished. A run that is
+   * missing from them was stale: its job was recovered, or claimed again, meanwhile.
+   */
+  async completeJobs(completions: readonly Completion[], deleteJobs = false): Promise<number[]> {
     if (completions.length === 0) return [];
-    // Built as text here rather than handed to the driver as arrays, which it would
-    // quote and escape element by element: this runs for every job a worker finishes.
-    let ids = "{";
     let anyResult = false;
-    for (let i = 0; i < completions.length; i++) {
-      const c = completions[i]!;
-      ids += i === 0 ? String(c.id) : `,${c.id}`;
-      if (c.result !== undefined && c.result !== null) anyResult = true;
-    }
+    for (const c of completions) if (c.result !== undefined && c.result !== null) anyResult = true;
     const results = anyResult ? JSON.stringify(completions.map((c) => c.result ?? null)) : null;
-    const [row] = await this.#run<{ ids: string | null }>("complete_jobs", [
-      workerId,
-      `${ids}}`,
-      results,
-      deleteJobs,
-    ]);
+    const [ids, runs] = runArrays(completions);
+    const [row] = await this.#run<{ ids: string | null }>("complete_jobs", [ids, runs, results, deleteJobs]);
     return row?.ids ? row.ids.split(",").map(Number) : [];
   }
 
-  /** End a failed run; returns the job's new status, or null if it was no longer this worker's. */
-  async failJob(workerId: number | null, jobId: number, options: FailOptions): Promise<JobStatus | null> {
+  /**
+   * End a run that did not succeed; returns the job's new status, or null when the
+   * job was no longer doing that run (a stale outcome: nothing was written).
+   */
+  async failJob(run: RunRef, options: FailOptions): Promise<JobStatus | null> {
     const r = options.retry;
     const [row] = await this.#run<{ status: JobStatus | null }>("fail_job", [
-      workerId,
-      jobId,
+      run.id,
+      run.run,
       options.status,
       JSON.stringify(options.error),
       r?.at ?? null,
@@ -295,13 +303,28 @@ export class JobManager {
     return Number(row!.id);
   }
 
-  /** Beat; returns whether the worker row still exists and the ids of its jobs asked to abort. */
-  async heartbeatWorker(workerId: number): Promise<{ workerFound: boolean; abortJobIds: number[] }> {
-    const [row] = await this.#run<{ worker_found: boolean; abort_job_ids: Array<string | number> }>(
-      "heartbeat_worker",
-      [workerId],
-    );
-    return { workerFound: row?.worker_found ?? false, abortJobIds: (row?.abort_job_ids ?? []).map(Number) };
+  /**
+   * Beat for a worker that holds `runs` (running or prefetched). `silenceSeconds`: a
+   * gap longer than this since any worker's last beat means the database was
+   * unreachable to every worker, a silence stalled detection then does not count
+   * (see heartbeat_worker_v2); pass about twice the heartbeat interval.
+   */
+  async heartbeatWorker(
+    workerId: number,
+    runs: readonly RunRef[] = [],
+    silenceSeconds = 11,
+  ): Promise<Heartbeat> {
+    const [ids, runNumbers] = runArrays(runs);
+    const [row] = await this.#run<{
+      worker_found: boolean;
+      abort_job_ids: Array<string | number>;
+      lost_job_ids: Array<string | number>;
+    }>("heartbeat_worker", [workerId, ids, runNumbers, silenceSeconds]);
+    return {
+      workerFound: row?.worker_found ?? false,
+      abortJobIds: (row?.abort_job_ids ?? []).map(Number),
+      lostJobIds: (row?.lost_job_ids ?? []).map(Number),
+    };
   }
 
   async unregisterWorker(workerId: number): Promise<void> {
@@ -320,16 +343,20 @@ export class JobManager {
     return row?.at ? new Date(row.at) : null;
   }
 
-  /** Ids of the jobs the database says this worker is running. */
-  async workerDoingJobs(workerId: number): Promise<number[]> {
-    const rows = await this.#run<{ id: string }>("worker_doing_jobs", [workerId]);
-    return rows.map((r) => Number(r.id));
+  /** The runs the database says this worker is running. */
+  async workerDoingJobs(workerId: number): Promise<RunRef[]> {
+    const rows = await this.#run<{ id: string; run: number }>("worker_doing_jobs", [workerId]);
+    return rows.map((r) => ({ id: Number(r.id), run: r.run }));
   }
 
-  /** Give back jobs a worker claimed but never started (attempts restored); returns their ids. */
-  async releaseJobs(workerId: number, jobIds: readonly number[]): Promise<number[]> {
-    if (jobIds.length === 0) return [];
-    const rows = await this.#run<{ id: string }>("release_jobs", [workerId, jobIds]);
+  /**
+   * Give back runs claimed but never started: back to todo, attempts restored, not a
+   * stall (a newer todo job holding the queueing lock of one makes it go back without
+   * it, as a retry does). Returns the ids given back.
+   */
+  async releaseJobs(runs: readonly RunRef[]): Promise<number[]> {
+    if (runs.length === 0) return [];
+    const rows = await this.#run<{ id: string }>("release_jobs", runArrays(runs));
     return rows.map((r) => Number(r.id));
   }
 
@@ -409,21 +436,22 @@ export class JobManager {
   /**
    * Put a job back to `todo` (any status but todo). Retrying a `doing` job counts as a
    * stalled recovery; given a `doing` Job object (as getStalledJobs returns), the
-   * retry happens only if the job is still doing on that same worker, so a job that
-   * finished meanwhile is not run again. When a newer todo job holds its queueing
-   * lock, the job is retried without it: both run, neither is lost. Returns the job,
-   * or null when nothing was retried.
+   * retry happens only if the job is still doing the same run, so a job that finished
+   * (or was recovered) meanwhile is not run again. A doing job whose abort was
+   * requested is not run again: it ends `aborted`. When a newer todo job holds its
+   * queueing lock, the job is retried without it: both run, neither is lost. Returns
+   * the job as it is now, or null when nothing was done.
    */
   async retryJob(job: Job | number, options: RetryJobOptions = {}): Promise<Job | null> {
     const id = typeof job === "number" ? job : job.id;
-    const doingWorkerId = typeof job === "object" && job.status === "doing" ? job.workerId : null;
+    const doingRun = typeof job === "object" && job.status === "doing" ? job.run : null;
     const rows = await this.#run<JobRow>("retry_job", [
       id,
       options.at ?? null,
       options.queue ?? null,
       options.priority ?? null,
       options.lock ?? null,
-      doingWorkerId,
+      doingRun,
     ]);
     return rows[0] ? jobFromRow(rows[0]) : null;
   }
@@ -493,6 +521,9 @@ export class JobManager {
    */
   async waitForJob(id: number, options: { timeoutMs?: number } = {}): Promise<JobOutcome> {
     const timeoutMs = options.timeoutMs ?? 60_000;
+    // A timer above 2^31-1 ms fires after 1 ms: refuse it rather than time out at once.
+    const problem = checkDuration("timeoutMs", timeoutMs);
+    if (problem) throw new InvalidOptions("waitForJob", [problem]);
     let settle!: (outcome: JobOutcome | null) => void;
     const notified = new Promise<JobOutcome | null>((resolve) => {
       settle = resolve;
@@ -614,6 +645,22 @@ export class JobManager {
 
 /** How long waitForJob listens for the outcome of a job it could not find. */
 const DONE_GRACE_MS = 250;
+
+/**
+ * Runs as two Postgres array literals (ids, run numbers), built as text rather than
+ * handed to the driver as arrays, which it would quote and escape element by element:
+ * this runs for every job a worker finishes.
+ */
+function runArrays(runs: readonly RunRef[]): [string, string] {
+  let ids = "{";
+  let numbers = "{";
+  for (let i = 0; i < runs.length; i++) {
+    const r = runs[i]!;
+    ids += i === 0 ? String(r.id) : `,${r.id}`;
+    numbers += i === 0 ? String(r.run) : `,${r.run}`;
+  }
+  return [`${ids}}`, `${numbers}}`];
+}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

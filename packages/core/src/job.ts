@@ -32,6 +32,13 @@ export interface Job<Args = JsonObject> {
   scheduledAt: Date | null;
   /** Runs started so far, including the current one. */
   attempts: number;
+  /**
+   * The number of the job's current (or last) run: every claim by a worker is a new
+   * run (+1; 0 before the first), and unlike `attempts` it never goes back. It fences
+   * runs: a worker records a run's outcome only while the job is still doing that run,
+   * so a run whose job was recovered elsewhere (or claimed again) can change nothing.
+   */
+  run: number;
   /** How many times the job was recovered after its worker died. */
   stalledCount: number;
   /** The worker running the job, or that ran its last attempt; null while it waits (todo). */
@@ -57,6 +64,7 @@ export interface JobRow {
   status: JobStatus;
   scheduled_at: Date | string | null;
   attempts: number;
+  run: number;
   stalled_count: number;
   worker_id: string | number | null;
   abort_requested: boolean;
@@ -109,6 +117,7 @@ export function jobFromRow(row: JobRow): Job {
     status: row.status,
     scheduledAt: toDate(row.scheduled_at),
     attempts: row.attempts,
+    run: row.run,
     stalledCount: row.stalled_count,
     workerId: row.worker_id === null ? null : Number(row.worker_id),
     abortRequested: row.abort_requested,
@@ -123,7 +132,7 @@ export function jobFromRow(row: JobRow): Job {
   return job;
 }
 
-/** A row of fetch_jobs_v1: what a worker does not know yet about a job it has just claimed. */
+/** A row of fetch_jobs_v2: what a worker does not know yet about a job it has just claimed. */
 export interface FetchedJobRow {
   id: string | number;
   queue_name: string;
@@ -133,6 +142,7 @@ export interface FetchedJobRow {
   queueing_lock: string | null;
   args: unknown;
   attempts: number;
+  run: number;
   stalled_count: number;
   error: unknown;
   events: unknown;
@@ -154,6 +164,7 @@ export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
     status: "doing",
     scheduledAt: row.scheduled_at_ms === null ? null : new Date(row.scheduled_at_ms),
     attempts: row.attempts,
+    run: row.run,
     stalledCount: row.stalled_count,
     workerId,
     abortRequested: false,

@@ -1,13 +1,28 @@
 import { InvalidOptions } from "./errors.js";
 import type { Job } from "./job.js";
+import {
+  NAME_LIMITS,
+  checkDate,
+  checkName,
+  checkPriority,
+  describeValue,
+  isPlainObject,
+} from "./validate.js";
 
-/** What to do with a failed job: run it again at `at`, optionally elsewhere. */
+/**
+ * What to do with a failed job: run it again at `at`, optionally elsewhere. Checked
+ * like defer's options; a bad decision fails the job without retrying (see computeRetry).
+ */
 export interface RetryDecision {
-  /** When to run again. Give `at` or `in` (ms from now); neither means now. */
+  /** When to run again, a Date in the years 1 to 9999. Give `at` or `in`, not both; neither means now. */
   at?: Date;
+  /** Run again this many ms from now (finite, >= 0; capped at ten years). */
   in?: number;
+  /** Move the job to this queue. @defaultValue the job's queue */
   queue?: string;
+  /** A 32-bit integer. @defaultValue the job's priority */
   priority?: number;
+  /** @defaultValue the job's lock */
   lock?: string;
 }
 
@@ -39,7 +54,10 @@ export interface RetryStrategy {
   retryOn?: RetryErrorFilter;
 }
 
-/** A function deciding per failure; `null` means do not retry. */
+/**
+ * A function deciding per failure, synchronously; `null` (or returning nothing) means
+ * do not retry.
+ */
 export type RetryFunction = (error: unknown, job: Job) => RetryDecision | null;
 
 /**
@@ -111,6 +129,8 @@ export interface RetryContext {
  * where) to run again, or `null` to give up. `job.attempts` counts runs so far,
  * including the one that just failed. Never overflows: waits are computed in log
  * space and capped, so attempt 10,000 with exponential backoff still gives a date.
+ * Throws InvalidOptions when a retry function returns a decision the database could
+ * not store (see {@link RetryDecision}); an error the function throws propagates.
  */
 export function computeRetry(
   option: RetryOption | undefined,
@@ -120,21 +140,79 @@ export function computeRetry(
   if (!strategy) return null;
   const now = ctx.now ?? new Date();
   if (typeof strategy === "function") {
-    const decision = strategy(ctx.error, ctx.job);
-    if (!decision) return null;
-    const at = decision.at ?? new Date(now.getTime() + clampDelay(decision.in ?? 0));
-    const { queue, priority, lock } = decision;
-    return {
-      at,
-      ...(queue !== undefined && { queue }),
-      ...(priority !== undefined && { priority }),
-      ...(lock !== undefined && { lock }),
-    };
+    const decision: unknown = strategy(ctx.error, ctx.job);
+    if (decision === null || decision === undefined) return null;
+    return checkedDecision(decision, ctx.job.task, now);
   }
   const maxAttempts = strategy.maxAttempts ?? Number.POSITIVE_INFINITY;
   if (ctx.job.attempts >= maxAttempts) return null;
   if (!matchesRetryOn(strategy.retryOn, ctx.error)) return null;
   return { at: new Date(now.getTime() + retryDelay(strategy, ctx.job.attempts, ctx.random ?? Math.random)) };
+}
+
+const DECISION_FIELDS = new Set(["at", "in", "queue", "priority", "lock"]);
+const DECISION_SHAPE = "a decision { at?: Date, in?: ms, queue?, priority?, lock? }, or null not to retry";
+
+/**
+ * A retry function's decision, checked against defer's rules before it reaches the
+ * worker's outcome writer: Postgres refuses a bad name or priority, an invalid Date
+ * cannot even be sent, and an outcome the database refuses would be retried forever.
+ * Throws InvalidOptions naming every bad field; the worker then fails the job.
+ */
+function checkedDecision(
+  decision: unknown,
+  task: string,
+  now: Date,
+): { at: Date; queue?: string; priority?: number; lock?: string } {
+  const fail = (problems: string[]): never => {
+    throw new InvalidOptions(`task ${JSON.stringify(task)} retry`, problems);
+  };
+  if (typeof decision !== "object" || decision === null) {
+    const got =
+      typeof decision === "number" || typeof decision === "boolean"
+        ? String(decision)
+        : `a ${typeof decision}`;
+    return fail([`the retry function returned ${got}; return ${DECISION_SHAPE}`]);
+  }
+  if (typeof (decision as { then?: unknown }).then === "function") {
+    // An async retry function: nobody awaits its promise, so a rejection would be unhandled.
+    Promise.resolve(decision).catch(() => {});
+    return fail([
+      `the retry function returned a Promise; it must decide synchronously: return ${DECISION_SHAPE}`,
+    ]);
+  }
+  if (!isPlainObject(decision))
+    return fail([`the retry function returned ${describeValue(decision)}; return ${DECISION_SHAPE}`]);
+
+  const d = decision as RetryDecision;
+  const problems: string[] = [];
+  const add = (problem: string | null, fix = "") => problem && problems.push(problem + fix);
+  for (const key of Object.keys(d))
+    if (!DECISION_FIELDS.has(key))
+      problems.push(
+        `decision has an unknown field ${JSON.stringify(key)}; use at, in, queue, priority or lock`,
+      );
+  const { at, in: inMs, queue, priority, lock } = d;
+  if (at !== undefined && inMs !== undefined)
+    problems.push("decision gives both at and in; give one: at (a Date) or in (ms from now)");
+  if (at !== undefined) add(checkDate("decision.at", at));
+  if (inMs !== undefined && !(typeof inMs === "number" && Number.isFinite(inMs) && inMs >= 0))
+    problems.push(
+      `decision.in must be a finite number of ms >= 0 (got ${typeof inMs === "number" ? inMs : describeValue(inMs)}); omit it to retry now`,
+    );
+  if (queue !== undefined)
+    add(checkName("decision.queue", queue, NAME_LIMITS.queue), "; omit queue to keep the job's queue");
+  const priorityProblem = priority === undefined ? null : checkPriority(priority);
+  if (priorityProblem) problems.push(`decision.${priorityProblem}`);
+  if (lock !== undefined)
+    add(checkName("decision.lock", lock, NAME_LIMITS.lock), "; omit lock to keep the job's lock");
+  if (problems.length) return fail(problems);
+  return {
+    at: at ?? new Date(now.getTime() + clampDelay(inMs ?? 0)),
+    ...(queue !== undefined && { queue }),
+    ...(priority !== undefined && { priority }),
+    ...(lock !== undefined && { lock }),
+  };
 }
 
 /** Delay in ms before the retry that follows run number `attempts`. */

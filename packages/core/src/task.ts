@@ -7,7 +7,14 @@ import type { JsonObject } from "./json.js";
 import type { Logger } from "./logger.js";
 import { type RetryOption, validateRetry } from "./retry.js";
 import { type StandardSchemaV1, runSchema } from "./standard-schema.js";
-import { NAME_LIMITS, assertJsonArgs, checkName, checkPriority } from "./validate.js";
+import {
+  NAME_LIMITS,
+  assertJsonArgs,
+  checkDate,
+  checkDuration,
+  checkName,
+  checkPriority,
+} from "./validate.js";
 
 /**
  * Extra context handed to every task. Augment it to type what your worker's
@@ -81,7 +88,10 @@ export interface TaskOptions<Args> extends Omit<JobOptions, "scheduleAt" | "sche
   name: string;
   /** Retries after a failure (see RetryOption). @defaultValue no retry */
   retry?: RetryOption;
-  /** Abort the job's signal after this many ms; the run then fails (retry applies). */
+  /**
+   * Abort the job's signal after this many ms; the run then fails (retry applies).
+   * At most 2147483647 (about 24.8 days), the longest timer Node.js can set.
+   */
   timeout?: number;
   /** A Standard Schema (zod, valibot, …) checked at defer time and at run time. */
   schema?: StandardSchemaV1<Args, unknown>;
@@ -254,11 +264,7 @@ export function jobOptionProblems(options: JobOptions): string[] {
   if (options.queueingLock != null)
     add(checkName("queueingLock", options.queueingLock, NAME_LIMITS.queueingLock));
   if (options.priority !== undefined) add(checkPriority(options.priority));
-  if (
-    options.scheduleAt !== undefined &&
-    (!(options.scheduleAt instanceof Date) || Number.isNaN(options.scheduleAt.getTime()))
-  )
-    problems.push("scheduleAt must be a valid Date");
+  if (options.scheduleAt !== undefined) add(checkDate("scheduleAt", options.scheduleAt));
   if (options.scheduleIn !== undefined) {
     const ms =
       typeof options.scheduleIn === "object" || typeof options.scheduleIn === "number"
@@ -283,8 +289,10 @@ function assertTaskOptions(options: TaskOptions<unknown>): void {
   const nameProblem = checkName("name", options.name, NAME_LIMITS.task);
   if (nameProblem) problems.push(nameProblem);
   problems.push(...jobOptionProblems(options), ...validateRetry(options.retry));
-  if (options.timeout !== undefined && !(Number.isFinite(options.timeout) && options.timeout > 0))
-    problems.push(`timeout must be a positive number of ms (got ${String(options.timeout)})`);
+  if (options.timeout !== undefined) {
+    const problem = checkDuration("timeout", options.timeout);
+    if (problem) problems.push(problem);
+  }
   if (
     options.middleware !== undefined &&
     (!Array.isArray(options.middleware) || options.middleware.some((m) => typeof m !== "function"))

@@ -11,7 +11,7 @@ import type { JsonObject } from "./json.js";
 export function assertJsonArgs(value: unknown, what = "args"): asserts value is JsonObject {
   if (typeof value !== "object" || value === null || Array.isArray(value) || !isPlainObject(value)) {
     throw new InvalidArgs(
-      `${what} must be a plain JSON object (got ${describe(value)}); wrap other values in an object`,
+      `${what} must be a plain JSON object (got ${describeValue(value)}); wrap other values in an object`,
     );
   }
   const problem = jsonProblem(value, what);
@@ -45,7 +45,7 @@ export function jsonProblem(value: unknown, what = "value"): string | null {
             if (problem) break;
           }
         } else if (!isPlainObject(v)) {
-          problem = `${path}: ${describe(v)} is not plain JSON; convert it (e.g. date.toISOString())`;
+          problem = `${path}: ${describeValue(v)} is not plain JSON; convert it (e.g. date.toISOString())`;
         } else {
           for (const key of Object.keys(v)) {
             problem =
@@ -70,12 +70,13 @@ function stringProblem(s: string, path: string): string | null {
   return null;
 }
 
-function isPlainObject(v: object): boolean {
+export function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 }
 
-function describe(v: unknown): string {
+/** "null", "an array", "an instance of Date", or the typeof: for messages about a bad value. */
+export function describeValue(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object") return `an instance of ${(v as object).constructor?.name ?? "an unknown class"}`;
@@ -98,4 +99,73 @@ export function checkPriority(value: unknown): string | null {
   if (typeof value !== "number" || !Number.isInteger(value) || value < -2147483648 || value > 2147483647)
     return `priority must be a 32-bit integer (got ${String(value)})`;
   return null;
+}
+
+/**
+ * The longest duration a timer can wait. Node.js fires a timer set for longer after
+ * 1 ms (with only a TimeoutOverflowWarning), so `timeout: 2 ** 31` would fail every
+ * job at once: every option that drives a timer is refused above this.
+ */
+export const MAX_DURATION_MS = 2_147_483_647;
+
+export interface DurationRules {
+  /** Infinity means "never" (the caller must then not arm a timer). @defaultValue false */
+  allowInfinity?: boolean;
+  /** 0 is meaningful (e.g. "do not wait"). @defaultValue false */
+  allowZero?: boolean;
+}
+
+/** A duration option in milliseconds that drives a timer, checked where options enter. */
+export function checkDuration(name: string, value: unknown, rules: DurationRules = {}): string | null {
+  const { allowInfinity = false, allowZero = false } = rules;
+  const orInfinity = allowInfinity ? ", or Infinity to wait forever" : "";
+  if (typeof value === "number") {
+    if (value === Number.POSITIVE_INFINITY && allowInfinity) return null;
+    if (value > MAX_DURATION_MS)
+      return (
+        `${name} is ${value} ms, above the limit of ${MAX_DURATION_MS} ms (about 24.8 days, the longest ` +
+        `timer Node.js can set; a longer one fires after 1 ms); use at most ${MAX_DURATION_MS}${orInfinity}`
+      );
+    if (allowZero ? value >= 0 : value > 0) return null; // NaN fails both
+  }
+  const got = typeof value === "number" ? String(value) : describeValue(value);
+  return `${name} must be a number of milliseconds ${allowZero ? ">= 0" : "> 0"} and at most ${MAX_DURATION_MS}${orInfinity} (got ${got})`;
+}
+
+// Years 1 to 9999: what survives every path a date takes. pg sends a Date parameter as
+// text with a four-digit year, an ISO string (batch defer) outside these years
+// ("+010000-01-01T…") is refused by Postgres, and a year above 9999 read back from
+// jsonb ("10000-01-01T…") is an Invalid Date in JavaScript.
+const MIN_DATE_MS = Date.parse("0001-01-01T00:00:00.000Z");
+const MAX_DATE_MS = Date.parse("9999-12-31T23:59:59.999Z");
+
+/** A date a job is scheduled at (defer's scheduleAt, a retry decision's at). */
+export function checkDate(name: string, value: unknown): string | null {
+  if (!(value instanceof Date)) return `${name} must be a Date (got ${describeValue(value)})`;
+  const ms = value.getTime();
+  if (Number.isNaN(ms)) return `${name} is an invalid Date; build it from a valid timestamp or ISO string`;
+  if (ms < MIN_DATE_MS || ms > MAX_DATE_MS)
+    return `${name} is ${value.toISOString()}, outside the years 1 to 9999 that Postgres and JSON dates both hold`;
+  return null;
+}
+
+/**
+ * `text` made storable in Postgres text and jsonb, which refuse NUL and lone UTF-16
+ * surrogates: each becomes U+FFFD, the replacement character. Why U+FFFD rather than
+ * the visible six characters \u0000: one rule for both cases, the length is kept (so
+ * positions and truncation counts match the original), and it cannot be mistaken for
+ * text that really contains a backslash escape. Text longer than `maxLength` (UTF-16
+ * code units) is cut there, never inside a surrogate pair, and ends with
+ * "…(truncated N characters)", so one value cannot make a huge row.
+ */
+export function storableText(text: string, maxLength = Number.POSITIVE_INFINITY): string {
+  let out = text;
+  if (out.length > maxLength) {
+    let cut = maxLength;
+    const last = out.charCodeAt(cut - 1);
+    if (last >= 0xd800 && last <= 0xdbff) cut--;
+    const n = out.length - cut;
+    out = `${out.slice(0, cut)}…(truncated ${n} character${n === 1 ? "" : "s"})`;
+  }
+  return out.replaceAll("\u0000", "\uFFFD").toWellFormed();
 }

@@ -9,6 +9,7 @@ import {
   type Logger,
   type Queryable,
   type ReservedConnections,
+  checkDuration,
   redact,
   silentLogger,
   translateDriverError,
@@ -334,13 +335,10 @@ function validate(options: PgConnectorOptions, delays: ReconnectDelays): void {
       "pool: pass either a pool you own, or connectionString/poolConfig for one the connector owns",
     );
   }
+  // Each reconnect waits on a timer of at most maxDelayMs; Node fires a longer one after 1 ms.
   for (const key of ["initialDelayMs", "maxDelayMs"] as const) {
-    const value = delays[key];
-    if (!Number.isFinite(value) || value <= 0) {
-      problems.push(
-        `listenReconnect.${key}: must be a positive number of milliseconds, got ${String(value)}`,
-      );
-    }
+    const problem = checkDuration(`listenReconnect.${key}`, delays[key]);
+    if (problem) problems.push(problem);
   }
   if (delays.initialDelayMs > delays.maxDelayMs) {
     problems.push("listenReconnect.initialDelayMs: must not exceed listenReconnect.maxDelayMs");

@@ -8,6 +8,7 @@ import {
   type Plugin,
   type Task,
   type WorkerServiceContext,
+  checkDuration,
   isProcError,
   jsonProblem,
 } from "@proc/core";
@@ -53,7 +54,8 @@ export interface SchedulerOptions {
   /**
    * The longest the scheduler sleeps before looking at the clock again, in ms. Bounds
    * how late a tick is deferred after the wall clock jumps, or after a schedule is
-   * added while the scheduler already runs. @defaultValue 5000
+   * added while the scheduler already runs. At most 2147483647, the longest timer
+   * Node.js can set. @defaultValue 5000
    */
   maxSleep?: number;
   /** Default `maxDelay` of periodic tasks, in ms. @defaultValue 600000 (10 minutes) */
@@ -101,8 +103,9 @@ export function scheduler(options: SchedulerOptions = {}): Plugin<SchedulerExten
   const problems: string[] = [];
   const maxSleep = options.maxSleep ?? DEFAULTS.maxSleep;
   const maxDelay = options.maxDelay ?? DEFAULTS.maxDelay;
-  if (!(Number.isFinite(maxSleep) && maxSleep > 0))
-    problems.push(`maxSleep must be a positive number of ms (got ${String(maxSleep)})`);
+  // maxSleep is a timer's delay; maxDelay is only compared with the clock, so any finite span works.
+  const sleepProblem = checkDuration("maxSleep", maxSleep);
+  if (sleepProblem) problems.push(sleepProblem);
   if (!(Number.isFinite(maxDelay) && maxDelay >= 0))
     problems.push(`maxDelay must be a number of ms >= 0 (got ${String(maxDelay)})`);
   if (problems.length) throw new InvalidOptions("scheduler", problems);

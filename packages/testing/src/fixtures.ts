@@ -1,6 +1,6 @@
 // Small fixtures for tests of plugins and workers: a recording logger, running a
 // worker service by hand, and making workers and jobs look dead or old.
-import type { App, Logger } from "@proc/core";
+import type { App, Job, Logger } from "@proc/core";
 
 export interface LogRecord {
   level: "debug" | "info" | "warn" | "error";
@@ -71,12 +71,28 @@ export async function backdateStart(app: App, jobId: number, seconds: number): P
 
 /**
  * Claim `jobId` on a worker that then "dies": a worker row whose heartbeat is a minute
- * old, as after a SIGKILL. The job must be the only ready one.
+ * old, as after a SIGKILL, while the database kept hearing from everyone else. The job
+ * must be the only ready one. Returns the dead worker's id and the run it claimed (a
+ * doing Job, as getStalledJobs would return it).
+ *
+ * A silence shared by every worker that ended less than a minute ago would excuse the
+ * dead worker (see heartbeat_worker_v2; in a database shared by several tests, any beat
+ * that comes more than silenceSeconds after the previous one records such a silence):
+ * it is moved back to a minute ago, so that the worker's own silence is what counts.
  */
-export async function claimOnDeadWorker(app: App, jobId: number): Promise<number> {
+export async function claimRunOnDeadWorker(app: App, jobId: number): Promise<{ workerId: number; job: Job }> {
   const workerId = await registerWorker(app, "dead");
   const [claimed] = await app.jobManager.fetchJobs(workerId, null, 1);
   if (claimed?.id !== jobId) throw new Error(`expected to claim job ${jobId}, got ${claimed?.id}`);
   await backdateHeartbeat(app, workerId, 60);
-  return workerId;
+  await app.connector.query(
+    `UPDATE ${app.schema}.liveness SET silence_ended_at = now() - interval '60 seconds'
+     WHERE silence_ended_at > now() - interval '60 seconds'`,
+  );
+  return { workerId, job: claimed };
+}
+
+/** claimRunOnDeadWorker, returning the dead worker's id only. */
+export async function claimOnDeadWorker(app: App, jobId: number): Promise<number> {
+  return (await claimRunOnDeadWorker(app, jobId)).workerId;
 }

@@ -15,6 +15,13 @@ describe.each(backends())("fetch on %s", (backend) => {
       .configureTask("t", { allowUnknown: true, ...options })
       .defer({});
   const future = () => new Date(Date.now() + 3_600_000);
+  const error = { name: "Error", message: "boom" };
+
+  /** The run job `id` is doing now, as the worker that claimed it holds it. */
+  const runOf = async (id: number) => ({ id, run: (await getJob(app(), id)).run });
+  /** Complete the current run of each job (the worker that claimed them finishing them). */
+  const complete = async (...ids: number[]) =>
+    jm().completeJobs(await Promise.all(ids.map(async (id) => ({ ...(await runOf(id)), result: null }))));
 
   /** Fetch one job at a time until none is left: the order a single worker would get. */
   async function drainOneByOne(worker: number, queues: string[] | null = null): Promise<number[]> {
@@ -23,7 +30,7 @@ describe.each(backends())("fetch on %s", (backend) => {
       const [job] = await jm().fetchJobs(worker, queues, 1);
       if (!job) return order;
       order.push(job.id);
-      await jm().completeJobs(worker, [{ id: job.id, result: null }]);
+      await jm().completeJobs([{ id: job.id, run: job.run, result: null }]);
     }
   }
 
@@ -51,11 +58,11 @@ describe.each(backends())("fetch on %s", (backend) => {
     const d = await defer({ priority: -1 });
     const e = await defer({ priority: 5 });
     const [first] = await jm().fetchJobs(worker, null, 1);
-    expect(first).toMatchObject({ id: b, status: "doing", workerId: worker, attempts: 1 });
+    expect(first).toMatchObject({ id: b, status: "doing", workerId: worker, attempts: 1, run: 1 });
     expect(first!.startedAt).toBeInstanceOf(Date);
     expect(eventTypes(first!)).toEqual(["deferred", "started"]);
     expect(first!.events[1]).toMatchObject({ type: "started", worker_id: worker });
-    await jm().completeJobs(worker, [{ id: b, result: null }]);
+    await jm().completeJobs([{ id: b, run: first!.run, result: null }]);
     expect(await drainOneByOne(worker)).toEqual([e, a, c, d]);
   });
 
@@ -102,10 +109,10 @@ describe.each(backends())("fetch on %s", (backend) => {
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([l2, free].sort((x, y) => x - y));
       // A doing job blocks its lock.
       expect(await jm().fetchJobs(worker, null, 10)).toEqual([]);
-      await jm().completeJobs(worker, [{ id: l2, result: null }]);
+      await complete(l2);
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([l1]);
       expect(await jm().fetchJobs(worker, null, 10)).toEqual([]);
-      await jm().completeJobs(worker, [{ id: l1, result: null }]);
+      await complete(l1);
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([l3]);
     });
 
@@ -131,14 +138,14 @@ describe.each(backends())("fetch on %s", (backend) => {
       const ready1 = await defer({ lock: "L" });
       const ready2 = await defer({ lock: "L" });
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([ready1]);
-      await jm().completeJobs(worker, [{ id: ready1, result: null }]);
+      await complete(ready1);
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([ready2]);
-      await jm().completeJobs(worker, [{ id: ready2, result: null }]);
+      await complete(ready2);
       expect(await jm().fetchJobs(worker, null, 10)).toEqual([]);
       expect((await getJob(app(), later)).status).toBe("todo");
     });
 
-    it("a failed or aborted job releases its lock; a job retried for later does too", async () => {
+    it("a failed or aborted job releases its lock; a job retried for later keeps its place", async () => {
       const worker = await registerWorker(app());
       const [a, b, c, d] = [
         await defer({ lock: "L" }),
@@ -146,14 +153,21 @@ describe.each(backends())("fetch on %s", (backend) => {
         await defer({ lock: "L" }),
         await defer({ lock: "L" }),
       ];
-      const error = { name: "Error", message: "boom" };
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([a]);
-      expect(await jm().failJob(worker, a!, { status: "failed", error })).toBe("failed");
+      expect(await jm().failJob(await runOf(a), { status: "failed", error })).toBe("failed");
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([b]);
-      expect(await jm().failJob(worker, b!, { status: "aborted", error })).toBe("aborted");
+      expect(await jm().failJob(await runOf(b), { status: "aborted", error })).toBe("aborted");
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([c]);
-      // Retried in an hour: not ready, so it no longer holds the lock.
-      expect(await jm().failJob(worker, c!, { status: "todo", error, retry: { at: future() } })).toBe("todo");
+      // Retried in an hour: it has run before, so it keeps its turn and d waits for it.
+      expect(await jm().failJob(await runOf(c), { status: "todo", error, retry: { at: future() } })).toBe(
+        "todo",
+      );
+      expect(await jm().fetchJobs(worker, null, 10)).toEqual([]);
+      await sql(app(), "UPDATE {schema}.jobs SET scheduled_at = now() - interval '1 second' WHERE id = $1", [
+        c,
+      ]);
+      expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([c]);
+      await complete(c);
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([d]);
     });
 
@@ -161,14 +175,14 @@ describe.each(backends())("fetch on %s", (backend) => {
       const worker = await registerWorker(app());
       const a = await defer({ lock: "L" });
       const b = await defer({ lock: "L" });
-      await jm().fetchJobs(worker, null, 10);
-      await jm().failJob(worker, a, {
+      const [claimed] = await jm().fetchJobs(worker, null, 10);
+      await jm().failJob(claimed!, {
         status: "todo",
         error: { name: "Error", message: "retry" },
         retry: { at: new Date(Date.now() - 1000) },
       });
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([a]);
-      await jm().completeJobs(worker, [{ id: a, result: null }]);
+      await complete(a);
       expect(idsOf(await jm().fetchJobs(worker, null, 10))).toEqual([b]);
     });
 
@@ -217,7 +231,7 @@ describe.each(backends())("fetch on %s", (backend) => {
         { type: "deferred", at: fetched.createdAt },
         { type: "started", at: fetched.startedAt, worker_id: worker },
       ]);
-      await jm().completeJobs(worker, [{ id, result: 1 }]);
+      await jm().completeJobs([{ id, run: fetched.run, result: 1 }]);
       expect(await stored(id)).toEqual([]);
       const job = await getJob(app(), id);
       expect(job.events).toEqual([
@@ -231,10 +245,10 @@ describe.each(backends())("fetch on %s", (backend) => {
       const worker = await registerWorker(app());
       const id = await defer();
       const first = await fetchOne(worker);
-      await jm().failJob(worker, id, { status: "todo", error, retry: { at: new Date(Date.now() - 1000) } });
+      await jm().failJob(first, { status: "todo", error, retry: { at: new Date(Date.now() - 1000) } });
       const second = await fetchOne(worker);
-      expect(second.id).toBe(id);
-      await jm().completeJobs(worker, [{ id, result: null }]);
+      expect(second).toMatchObject({ id, run: first.run + 1 });
+      await jm().completeJobs([{ id, run: second.run, result: null }]);
       const job = await getJob(app(), id);
       expect(eventTypes(job)).toEqual(["deferred", "started", "deferred_for_retry", "started", "succeeded"]);
       expect(job.events[1]).toMatchObject({ at: first.startedAt, worker_id: worker });
@@ -249,8 +263,8 @@ describe.each(backends())("fetch on %s", (backend) => {
       await jm().cancelJob(b, { abort: true });
       expect(eventTypes(await getJob(app(), a))).toEqual(["deferred", "started", "abort_requested"]);
       // The task finished anyway, or gave up.
-      await jm().completeJobs(worker, [{ id: a, result: null }]);
-      await jm().failJob(worker, b, { status: "aborted", error });
+      await complete(a);
+      await jm().failJob(await runOf(b), { status: "aborted", error });
       expect(eventTypes(await getJob(app(), a))).toEqual([
         "deferred",
         "started",
@@ -269,10 +283,10 @@ describe.each(backends())("fetch on %s", (backend) => {
       const worker = await registerWorker(app());
       const [done, stalled, released] = [await defer(), await defer(), await defer()];
       await jm().fetchJobs(worker, null, 3);
-      await jm().completeJobs(worker, [{ id: done, result: null }]);
+      await complete(done);
       await jm().retryJob(done);
       await jm().retryJob(await getJob(app(), stalled));
-      await jm().releaseJobs(worker, [released]);
+      await jm().releaseJobs([await runOf(released)]);
       expect(eventTypes(await getJob(app(), done))).toEqual(["deferred", "started", "succeeded", "retried"]);
       expect(eventTypes(await getJob(app(), stalled))).toEqual(["deferred", "started", "retried"]);
       expect(eventTypes(await getJob(app(), released))).toEqual(["deferred", "started", "released"]);
@@ -284,63 +298,78 @@ describe.each(backends())("fetch on %s", (backend) => {
   });
 
   describe("completion guards", () => {
-    it("completeJobs stores results and touches only the worker's doing jobs", async () => {
+    it("completeJobs stores results and touches only jobs still doing the run given", async () => {
       const worker = await registerWorker(app(), "w1");
-      const other = await registerWorker(app(), "w2");
       const [a, b, c] = [await defer(), await defer(), await defer()];
-      await jm().fetchJobs(worker, null, 2);
-      expect(await jm().completeJobs(other, [{ id: a, result: 1 }])).toEqual([]);
-      expect((await getJob(app(), a)).status).toBe("doing");
-      // A todo job cannot be completed either.
-      expect(await jm().completeJobs(worker, [{ id: c, result: 1 }])).toEqual([]);
+      const claimed = await jm().fetchJobs(worker, null, 2);
+      const runA = claimed.find((j) => j.id === a)!.run;
+      const runB = claimed.find((j) => j.id === b)!.run;
+      expect(runA).toBe(1);
+      // Another run's outcome (an earlier or a later claim) changes nothing.
+      expect(await jm().completeJobs([{ id: a, run: runA - 1, result: 1 }])).toEqual([]);
+      expect(await jm().completeJobs([{ id: a, run: runA + 1, result: 1 }])).toEqual([]);
+      expect(await getJob(app(), a)).toMatchObject({ status: "doing", result: null, run: runA });
+      // A todo job cannot be completed either, whatever run is named.
+      expect(await jm().completeJobs([{ id: c, run: 0, result: 1 }])).toEqual([]);
+      expect(await jm().completeJobs([{ id: c, run: 1, result: 1 }])).toEqual([]);
       expect((await getJob(app(), c)).status).toBe("todo");
 
-      const done = await jm().completeJobs(worker, [
-        { id: a, result: { ok: [1, "two"] } },
-        { id: b, result: null },
+      // In one batch, the stale entry is left out and the others are finished.
+      const done = await jm().completeJobs([
+        { id: a, run: runA, result: { ok: [1, "two"] } },
+        { id: c, run: 1, result: "stale" },
+        { id: b, run: runB, result: null },
       ]);
       expect([...done].sort((x, y) => x - y)).toEqual([a, b]);
+      expect((await getJob(app(), c)).status).toBe("todo");
       const job = await getJob(app(), a);
       // The worker that ran it stays on the row: its history's "started" reports it.
       expect(job).toMatchObject({ status: "succeeded", result: { ok: [1, "two"] }, workerId: worker });
       expect(job.finishedAt).toBeInstanceOf(Date);
       expect(eventTypes(job)).toEqual(["deferred", "started", "succeeded"]);
       // Completing twice does nothing.
-      expect(await jm().completeJobs(worker, [{ id: a, result: 2 }])).toEqual([]);
+      expect(await jm().completeJobs([{ id: a, run: runA, result: 2 }])).toEqual([]);
       expect((await getJob(app(), a)).result).toEqual({ ok: [1, "two"] });
     });
 
-    it("completeJobs with deleteJobs removes the rows", async () => {
+    it("completeJobs with deleteJobs removes the rows, and not another run's", async () => {
       const worker = await registerWorker(app());
       const a = await defer();
-      await jm().fetchJobs(worker, null, 1);
-      expect(await jm().completeJobs(worker, [{ id: a, result: null }], true)).toEqual([a]);
+      const [claimed] = await jm().fetchJobs(worker, null, 1);
+      expect(await jm().completeJobs([{ id: a, run: claimed!.run + 1, result: null }], true)).toEqual([]);
+      expect((await getJob(app(), a)).status).toBe("doing");
+      expect(await jm().completeJobs([{ id: a, run: claimed!.run, result: null }], true)).toEqual([a]);
       expect(await jm().getJob(a)).toBeNull();
     });
 
-    it("failJob on another worker's job does nothing", async () => {
+    it("failJob with another run's number does nothing", async () => {
       const worker = await registerWorker(app(), "w1");
-      const other = await registerWorker(app(), "w2");
       const a = await defer();
-      await jm().fetchJobs(worker, null, 1);
+      const [claimed] = await jm().fetchJobs(worker, null, 1);
       const error = { name: "Error", message: "x" };
-      expect(await jm().failJob(other, a, { status: "failed", error })).toBeNull();
-      expect((await getJob(app(), a)).status).toBe("doing");
-      expect(await jm().failJob(worker, a, { status: "failed", error })).toBe("failed");
+      for (const run of [claimed!.run - 1, claimed!.run + 1]) {
+        expect(await jm().failJob({ id: a, run }, { status: "failed", error })).toBeNull();
+        expect(
+          await jm().failJob({ id: a, run }, { status: "todo", error, retry: { at: new Date() } }),
+        ).toBeNull();
+        expect(await jm().failJob({ id: a, run }, { status: "failed", error, delete: true })).toBeNull();
+      }
+      expect(await getJob(app(), a)).toMatchObject({ status: "doing", error: null, run: claimed!.run });
+      expect(await jm().failJob(claimed!, { status: "failed", error })).toBe("failed");
       const job = await getJob(app(), a);
       expect(job).toMatchObject({ status: "failed", error, workerId: worker });
       expect(job.finishedAt).toBeInstanceOf(Date);
       expect(job.events.at(-1)).toMatchObject({ type: "failed", error });
-      expect(await jm().failJob(worker, a, { status: "failed", error })).toBeNull();
+      expect(await jm().failJob(claimed!, { status: "failed", error })).toBeNull();
     });
 
     it("failJob with status todo schedules a retry, optionally onto a new queue, priority and lock", async () => {
       const worker = await registerWorker(app());
       const a = await defer({ queue: "q1", lock: "old" });
-      await jm().fetchJobs(worker, null, 1);
+      const [first] = await jm().fetchJobs(worker, null, 1);
       const at = future();
       const error = { name: "TypeError", message: "nope", stack: "at x" };
-      expect(await jm().failJob(worker, a, { status: "todo", error, retry: { at } })).toBe("todo");
+      expect(await jm().failJob(first!, { status: "todo", error, retry: { at } })).toBe("todo");
       let job = await getJob(app(), a);
       expect(job).toMatchObject({ status: "todo", scheduledAt: at, workerId: null, attempts: 1, error });
       expect(job.events.at(-1)).toMatchObject({ type: "deferred_for_retry", error });
@@ -350,9 +379,9 @@ describe.each(backends())("fetch on %s", (backend) => {
         a,
       ]);
       const [again] = await jm().fetchJobs(worker, null, 10);
-      expect(again).toMatchObject({ id: a, attempts: 2 });
+      expect(again).toMatchObject({ id: a, attempts: 2, run: first!.run + 1 });
       expect(
-        await jm().failJob(worker, a, {
+        await jm().failJob(again!, {
           status: "todo",
           error,
           retry: { at: new Date(Date.now() - 1000), queue: "q2", priority: 9, lock: "new" },
@@ -367,9 +396,9 @@ describe.each(backends())("fetch on %s", (backend) => {
     it("failJob with delete removes the job", async () => {
       const worker = await registerWorker(app());
       const a = await defer();
-      await jm().fetchJobs(worker, null, 1);
+      const [claimed] = await jm().fetchJobs(worker, null, 1);
       expect(
-        await jm().failJob(worker, a, { status: "failed", error: { name: "E", message: "m" }, delete: true }),
+        await jm().failJob(claimed!, { status: "failed", error: { name: "E", message: "m" }, delete: true }),
       ).toBe("failed");
       expect(await jm().getJob(a)).toBeNull();
     });
@@ -378,10 +407,10 @@ describe.each(backends())("fetch on %s", (backend) => {
       const worker = await registerWorker(app());
       const deferrer = app().configureTask("t", { allowUnknown: true, queueingLock: "q" });
       const a = await deferrer.defer({});
-      await jm().fetchJobs(worker, null, 1);
+      const [claimed] = await jm().fetchJobs(worker, null, 1);
       const b = await deferrer.defer({});
       expect(
-        await jm().failJob(worker, a, {
+        await jm().failJob(claimed!, {
           status: "todo",
           error: { name: "E", message: "m" },
           retry: { at: new Date() },
@@ -444,10 +473,7 @@ describe.each(backends())("fetch on %s", (backend) => {
             await new Promise((r) => setImmediate(r));
             // Released before completing: any fetch that sees the lock free commits after this.
             for (const job of jobs) if (job.lock) holding.delete(job.lock);
-            await fetcher.jobManager.completeJobs(
-              worker,
-              jobs.map((j) => ({ id: j.id, result: null })),
-            );
+            await fetcher.jobManager.completeJobs(jobs.map((j) => ({ id: j.id, run: j.run, result: null })));
           }
         };
         await Promise.all(apps.flatMap((a, i) => [loop(a, `app${i}-a`), loop(a, `app${i}-b`)]));

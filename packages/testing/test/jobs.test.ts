@@ -1,6 +1,6 @@
 import { type Connector, JobNotFound, type JsonObject, type NewJob, WaitTimeout } from "@proc/core";
 import { backends } from "@proc/testing";
-import { type MockInstance, describe, expect, it, vi } from "vitest";
+import { type MockInstance, beforeEach, describe, expect, it, vi } from "vitest";
 import { eventTypes, getJob, idsOf, registerWorker, sql, useSharedApp } from "./helpers.js";
 
 describe.each(backends())("JobManager on %s", (backend) => {
@@ -19,13 +19,14 @@ describe.each(backends())("JobManager on %s", (backend) => {
   };
   const error = { name: "Error", message: "boom" };
 
-  /** A job that a registered worker has fetched (doing). */
+  /** A job that a registered worker has fetched (doing), with the run it claimed. */
   async function doingJob(options: Parameters<typeof defer>[0] = {}, worker?: number) {
     const w = worker ?? (await registerWorker(app()));
     const id = await defer(options);
     const fetched = await jm().fetchJobs(w, [options.queue ?? "default"], 100);
-    expect(fetched.map((j) => j.id)).toContain(id);
-    return { id, worker: w };
+    const claimed = fetched.find((j) => j.id === id);
+    expect(claimed).toBeDefined();
+    return { id, worker: w, run: claimed!.run, ref: { id, run: claimed!.run } };
   }
 
   async function finished(status: "succeeded" | "failed" | "aborted" | "cancelled", options = {}) {
@@ -34,9 +35,9 @@ describe.each(backends())("JobManager on %s", (backend) => {
       await jm().cancelJob(id);
       return id;
     }
-    const { id, worker } = await doingJob(options);
-    if (status === "succeeded") await jm().completeJobs(worker, [{ id, result: { r: id } }]);
-    else await jm().failJob(worker, id, { status, error });
+    const { id, run } = await doingJob(options);
+    if (status === "succeeded") await jm().completeJobs([{ id, run, result: { r: id } }]);
+    else await jm().failJob({ id, run }, { status, error });
     return id;
   }
 
@@ -64,16 +65,36 @@ describe.each(backends())("JobManager on %s", (backend) => {
     });
 
     it("recovers a doing (stalled) job: stalledCount + 1, worker cleared", async () => {
-      const { id, worker } = await doingJob({ lock: "L" });
+      const { id, worker, run } = await doingJob({ lock: "L" });
       const job = await jm().retryJob(id);
-      expect(job).toMatchObject({ status: "todo", stalledCount: 1, workerId: null, lock: "L" });
+      expect(job).toMatchObject({ status: "todo", stalledCount: 1, workerId: null, lock: "L", run });
       expect(job!.events.at(-1)).toMatchObject({ type: "retried", from: "doing", worker_id: worker });
-      // The old worker can no longer finish it.
-      expect(await jm().completeJobs(worker, [{ id, result: null }])).toEqual([]);
-      expect(await jm().failJob(worker, id, { status: "failed", error })).toBeNull();
-      // And its lock is free for it again.
+      // The old run can no longer finish it.
+      expect(await jm().completeJobs([{ id, run, result: null }])).toEqual([]);
+      expect(await jm().failJob({ id, run }, { status: "failed", error })).toBeNull();
+      // And its lock is free for it again: a new run, which the old one cannot finish either.
       const [again] = await jm().fetchJobs(worker, null, 10);
-      expect(again).toMatchObject({ id, attempts: 2, stalledCount: 1 });
+      expect(again).toMatchObject({ id, attempts: 2, stalledCount: 1, run: run + 1 });
+      expect(await jm().completeJobs([{ id, run, result: null }])).toEqual([]);
+      expect(await jm().completeJobs([{ id, run: again!.run, result: null }])).toEqual([id]);
+    });
+
+    it("a doing Job is retried only while it is still doing the run it was read at", async () => {
+      const { id, worker } = await doingJob();
+      const seen = await getJob(app(), id);
+      // Finished meanwhile: the stalled retry of what was seen does nothing.
+      await jm().completeJobs([{ id, run: seen.run, result: null }]);
+      expect(await jm().retryJob(seen)).toBeNull();
+      expect((await getJob(app(), id)).status).toBe("succeeded");
+
+      // Recovered and claimed again meanwhile, even by the same worker: nothing either.
+      const { id: other } = await doingJob({}, worker);
+      const stale = await getJob(app(), other);
+      expect(await jm().retryJob(stale)).toMatchObject({ status: "todo", stalledCount: 1 });
+      const [again] = await jm().fetchJobs(worker, null, 1);
+      expect(again).toMatchObject({ id: other, workerId: worker, run: stale.run + 1 });
+      expect(await jm().retryJob(stale)).toBeNull();
+      expect(await getJob(app(), other)).toMatchObject({ status: "doing", run: again!.run, stalledCount: 1 });
     });
 
     it("drops the queueing lock when a newer todo job holds it; both jobs stay", async () => {
@@ -120,7 +141,7 @@ describe.each(backends())("JobManager on %s", (backend) => {
     });
 
     it("leaves a doing job alone without abort; with abort, requests it", async () => {
-      const { id, worker } = await doingJob();
+      const { id, worker, ref } = await doingJob();
       expect(await jm().cancelJob(id)).toBe("doing");
       expect(await jm().cancelJob(id, { delete: true })).toBe("doing");
       expect((await getJob(app(), id)).abortRequested).toBe(false);
@@ -131,7 +152,17 @@ describe.each(backends())("JobManager on %s", (backend) => {
       expect(job).toMatchObject({ status: "doing", abortRequested: true });
       expect(job.events.at(-1)!.type).toBe("abort_requested");
       expect(await jm().abortRequestedJobs([id])).toEqual([id]);
-      expect(await jm().heartbeatWorker(worker)).toEqual({ workerFound: true, abortJobIds: [id] });
+      expect(await jm().heartbeatWorker(worker, [ref])).toEqual({
+        workerFound: true,
+        abortJobIds: [id],
+        lostJobIds: [],
+      });
+      // Only the runs the worker names are looked at.
+      expect(await jm().heartbeatWorker(worker)).toEqual({
+        workerFound: true,
+        abortJobIds: [],
+        lostJobIds: [],
+      });
       // Asking twice records it once.
       await jm().cancelJob(id, { abort: true });
       expect(eventTypes(await getJob(app(), id)).filter((t) => t === "abort_requested")).toHaveLength(1);
@@ -145,6 +176,13 @@ describe.each(backends())("JobManager on %s", (backend) => {
   });
 
   describe("stalled jobs and workers", () => {
+    // A beat that follows the previous one (of any test on this database) by more than
+    // a few seconds records a shared silence, which would excuse the workers below: each
+    // test starts with a database that has heard no beat (see fencing.test.ts for silences).
+    beforeEach(async () => {
+      await sql(app(), "UPDATE {schema}.liveness SET last_heartbeat_at = NULL, silence_ended_at = NULL");
+    });
+
     const backdateWorkers = (ids: number[]) =>
       sql(
         app(),
@@ -153,23 +191,31 @@ describe.each(backends())("JobManager on %s", (backend) => {
       );
 
     it("heartbeat mode: a live worker's jobs are not stalled; a silent worker's are", async () => {
-      const { id, worker } = await doingJob();
+      const { id, worker, ref } = await doingJob();
       expect(await jm().getStalledJobs()).toEqual([]);
-      expect(await jm().heartbeatWorker(worker)).toEqual({ workerFound: true, abortJobIds: [] });
+      expect(await jm().heartbeatWorker(worker, [ref])).toEqual({
+        workerFound: true,
+        abortJobIds: [],
+        lostJobIds: [],
+      });
       await backdateWorkers([worker]);
       expect((await jm().getStalledJobs()).map((j) => j.id)).toEqual([id]);
       expect((await jm().getStalledJobs({ heartbeatSeconds: 30 })).map((j) => j.id)).toEqual([id]);
       expect(await jm().getStalledJobs({ heartbeatSeconds: 120 })).toEqual([]);
       // A heartbeat brings it back.
-      await jm().heartbeatWorker(worker);
+      await jm().heartbeatWorker(worker, [ref]);
       expect(await jm().getStalledJobs()).toEqual([]);
     });
 
     it("heartbeat mode: a job whose worker row is gone is stalled", async () => {
-      const { id, worker } = await doingJob();
+      const { id, worker, ref } = await doingJob();
       await jm().unregisterWorker(worker);
       expect((await jm().getStalledJobs({ heartbeatSeconds: 3600 })).map((j) => j.id)).toEqual([id]);
-      expect(await jm().heartbeatWorker(worker)).toEqual({ workerFound: false, abortJobIds: [] });
+      expect(await jm().heartbeatWorker(worker, [ref])).toEqual({
+        workerFound: false,
+        abortJobIds: [],
+        lostJobIds: [],
+      });
     });
 
     it("legacy nbSeconds mode: jobs running longer than N seconds, whatever their worker", async () => {
@@ -347,17 +393,17 @@ describe.each(backends())("JobManager on %s", (backend) => {
 
   describe("waitForJob", () => {
     it("resolves with the result when the job succeeds", async () => {
-      const { id, worker } = await doingJob();
+      const { id, run } = await doingJob();
       const waiting = jm().waitForJob(id, { timeoutMs: 20_000 });
-      await jm().completeJobs(worker, [{ id, result: { answer: 42 } }]);
+      await jm().completeJobs([{ id, run, result: { answer: 42 } }]);
       expect(await waiting).toEqual({ id, status: "succeeded", result: { answer: 42 }, error: null });
     });
 
     it("resolves with the error when the job fails, and at once for a finished job", async () => {
-      const { id, worker } = await doingJob();
+      const { id, ref } = await doingJob();
       const waiting = jm().waitForJob(id, { timeoutMs: 20_000 });
       const alsoWaiting = jm().waitForJob(id, { timeoutMs: 20_000 });
-      await jm().failJob(worker, id, { status: "failed", error });
+      await jm().failJob(ref, { status: "failed", error });
       expect(await waiting).toEqual({ id, status: "failed", result: null, error });
       expect(await alsoWaiting).toMatchObject({ status: "failed" });
       expect(await jm().waitForJob(id, { timeoutMs: 1 })).toMatchObject({ status: "failed" });
@@ -369,12 +415,12 @@ describe.each(backends())("JobManager on %s", (backend) => {
       await jm().cancelJob(id);
       expect(await waiting).toMatchObject({ id, status: "cancelled" });
 
-      const { id: retried, worker } = await doingJob();
+      const { id: retried, worker, ref } = await doingJob();
       const untilDone = jm().waitForJob(retried, { timeoutMs: 20_000 });
-      await jm().failJob(worker, retried, { status: "todo", error, retry: { at: new Date() } });
+      await jm().failJob(ref, { status: "todo", error, retry: { at: new Date() } });
       const [again] = await jm().fetchJobs(worker, null, 1);
       expect(again!.id).toBe(retried);
-      await jm().completeJobs(worker, [{ id: retried, result: "second" }]);
+      await jm().completeJobs([{ id: retried, run: again!.run, result: "second" }]);
       expect(await untilDone).toMatchObject({ status: "succeeded", result: "second" });
     });
 
@@ -407,11 +453,11 @@ describe.each(backends())("JobManager on %s", (backend) => {
         await jm().cancelJob(id, { delete: true });
         expect(await waiting).toEqual({ id, status: "cancelled", result: null, error: null });
 
-        const { id: done, worker } = await doingJob();
+        const { id: done, run } = await doingJob();
         const before = spy.mock.calls.length;
         const untilDone = jm().waitForJob(done, { timeoutMs: 20_000 });
         await waiterReady(spy, before);
-        await jm().completeJobs(worker, [{ id: done, result: 1 }], true);
+        await jm().completeJobs([{ id: done, run, result: 1 }], true);
         expect(await untilDone).toMatchObject({ id: done, status: "succeeded" });
       } finally {
         spy.mockRestore();

@@ -20,6 +20,7 @@ import {
   pgUrl,
   withDatabase,
 } from "@proc/testing";
+import { readFileSync } from "node:fs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -374,9 +375,9 @@ describe.each(backends())("migrate and checkSchema on %s", (backend: BackendName
         concurrency: 1,
       });
       const [job] = await app.jobManager.fetchJobs(worker, ["cq"], 10);
-      expect(job).toMatchObject({ id, task: "custom", args: { a: 1 }, status: "doing" });
+      expect(job).toMatchObject({ id, task: "custom", args: { a: 1 }, status: "doing", run: 1 });
       const waiting = app.jobManager.waitForJob(id, { timeoutMs: 20_000 });
-      await app.jobManager.completeJobs(worker, [{ id, result: "ok" }]);
+      await app.jobManager.completeJobs([{ id, run: job!.run, result: "ok" }]);
       expect(await waiting).toMatchObject({ status: "succeeded", result: "ok" });
 
       // The job lives in jobs_x, not in proc.
@@ -392,6 +393,89 @@ describe.each(backends())("migrate and checkSchema on %s", (backend: BackendName
     } finally {
       await listener.close();
     }
+  });
+
+  it("migration 2 upgrades a database with jobs in flight; old workers' _v1 calls keep working and number their runs", async () => {
+    const schema = "upgrade_from_1";
+    const app = await onSameDatabase(schema);
+    const q = <Row = Record<string, unknown>>(text: string, params?: unknown[]) =>
+      app.connector.query<Row>(text.replaceAll("{s}", `"${schema}"`), params);
+    // The database as migrate() left it at version 1 (the ledger as migrate() makes it).
+    const initial = readFileSync(
+      new URL("../../core/sql/migrations/0001_initial.sql", import.meta.url),
+      "utf8",
+    )
+      .replaceAll("{{schema}}", `"${schema}"`)
+      .replaceAll("{{channel}}", `proc_${schema}`);
+    await app.connector.transaction(async (tx) => {
+      await tx.query(initial);
+      await tx.query(
+        `CREATE TABLE "${schema}".migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      await tx.query(`INSERT INTO "${schema}".migrations (version, name) VALUES (1, 'initial')`);
+    });
+    expect(await app.checkSchema().catch((e: unknown) => e)).toBeInstanceOf(SchemaOutdated);
+
+    // An old worker at work: three jobs, two of them claimed.
+    await q(
+      `SELECT {s}.defer_jobs_v1(ARRAY['q'], ARRAY['t'], ARRAY[0], ARRAY[NULL::text], ARRAY[NULL::text],
+                                '[{}, {}, {}]'::jsonb, ARRAY[NULL::timestamptz])`,
+    );
+    const [{ id: oldWorker }] = (await q<{ id: string }>(
+      "SELECT {s}.register_worker_v1('old', 'h', 1, NULL, 1) AS id",
+    )) as [{ id: string }];
+    const claimedBefore = await q<{ id: string }>("SELECT id FROM {s}.fetch_jobs_v1($1, NULL, 2)", [
+      oldWorker,
+    ]);
+    const [a, b, c] = (await q<{ id: string }>("SELECT id FROM {s}.jobs ORDER BY id")).map((r) =>
+      Number(r.id),
+    ) as [number, number, number];
+    expect(claimedBefore.map((r) => Number(r.id))).toEqual([a, b]);
+
+    expect(await app.migrate()).toEqual(ALL_VERSIONS.slice(1));
+    await app.checkSchema();
+    // Claims made before runs were numbered are run 0.
+    const runs = async () =>
+      (
+        await q<{ id: string; status: string; run: number }>(
+          "SELECT id, status, run FROM {s}.jobs ORDER BY id",
+        )
+      ).map((r) => [Number(r.id), r.status, r.run]);
+    expect(await runs()).toEqual([
+      [a, "doing", 0],
+      [b, "doing", 0],
+      [c, "todo", 0],
+    ]);
+
+    // The old worker still completes its job and beats as before.
+    expect(
+      (
+        await q<{ id: string }>(
+          "SELECT id FROM {s}.complete_jobs_v1($1, ARRAY[$2::bigint], NULL, false) AS id",
+          [oldWorker, a],
+        )
+      ).map((r) => Number(r.id)),
+    ).toEqual([a]);
+    expect(await q("SELECT * FROM {s}.heartbeat_worker_v1($1)", [oldWorker])).toEqual([
+      { worker_found: true, abort_job_ids: [] },
+    ]);
+    // A new recovery pass fences the pre-migration claim by its run (0).
+    const stalled = (await app.jobManager.getJob(b))!;
+    expect(stalled).toMatchObject({ status: "doing", run: 0 });
+    expect(await app.jobManager.retryJob(stalled)).toMatchObject({ status: "todo", stalledCount: 1 });
+    expect(await app.jobManager.retryJob(stalled)).toBeNull();
+    // The old worker's claims are numbered from now on, so the new API fences them too.
+    const claimedAfter = await q<{ id: string }>("SELECT id FROM {s}.fetch_jobs_v1($1, NULL, 10)", [
+      oldWorker,
+    ]);
+    expect(claimedAfter.map((r) => Number(r.id))).toEqual([b, c]);
+    expect(await runs()).toEqual([
+      [a, "succeeded", 0],
+      [b, "doing", 1],
+      [c, "doing", 1],
+    ]);
+    expect(await app.jobManager.completeJobs([{ id: c, run: 0, result: null }])).toEqual([]);
+    expect(await app.jobManager.completeJobs([{ id: c, run: 1, result: null }])).toEqual([c]);
   });
 
   it.each(["bad-name", 'x"; drop', "", "Upper", "1abc", "a".repeat(51), "jobs.x", " jobs"])(

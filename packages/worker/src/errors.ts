@@ -1,6 +1,7 @@
-import type { JobError } from "@proc/core";
+import { types } from "node:util";
+import { type JobError, storableText } from "@proc/core";
 
-export type AbortReason = "abort_requested" | "timeout" | "shutdown";
+export type AbortReason = "abort_requested" | "timeout" | "shutdown" | "recovered";
 
 /** `ctx.signal.reason` when the job was asked to abort (cancelJob with abort). */
 export class JobAbortedError extends Error {
@@ -31,20 +32,80 @@ export class WorkerShutdownError extends Error {
   }
 }
 
-/** What a thrown value becomes in `job.error` and the job's history. */
+/**
+ * `ctx.signal.reason` when this run of the job is no longer the job's current run: its
+ * worker was judged dead (a silence longer than the stall threshold, e.g. a network
+ * partition) and the job was recovered, maybe to run elsewhere. Whatever this run does
+ * now, its outcome is refused (fencing): the task should stop.
+ */
+export class JobRecoveredError extends Error {
+  readonly reason: AbortReason = "recovered";
+  readonly jobId: number;
+  readonly run: number;
+  constructor(jobId: number, run: number) {
+    super(
+      `job ${jobId} was recovered elsewhere while this run (run ${run}) was going on: ` +
+        "stop, this run's outcome will not be recorded",
+    );
+    this.name = "JobRecoveredError";
+    this.jobId = jobId;
+    this.run = run;
+  }
+}
+
+/** Longest message or stack stored: one error must not make a huge row. */
+const MAX_TEXT = 65_536;
+/** Longest name or code stored: they are identifiers, not prose. */
+const MAX_NAME = 1_024;
+
+/**
+ * What a thrown value becomes in `job.error` and the job's history: always a JobError
+ * that Postgres stores (NUL and lone surrogates become U+FFFD, long text is cut, see
+ * storableText), and never a throw, whatever was thrown: an error whose getters throw,
+ * a Proxy, a Symbol, a BigInt, null. A JobError the database refused would leave the
+ * worker's outcome writer retrying forever.
+ */
 export function serializeError(error: unknown): JobError {
-  if (error instanceof Error) {
-    const out: JobError = { name: error.name, message: error.message };
-    if (error.stack) out.stack = error.stack;
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string" || typeof code === "number") out.code = code;
+  if (attempt(() => error instanceof Error || types.isNativeError(error)) === true) {
+    const e = error as Error & { code?: unknown };
+    const name = attempt(() => e.name);
+    const message = attempt(() => e.message);
+    const out: JobError = {
+      name: name === undefined ? "Error" : storableText(textOf(name), MAX_NAME),
+      message: message === undefined ? "" : storableText(textOf(message), MAX_TEXT),
+    };
+    const stack = attempt(() => e.stack);
+    if (stack) out.stack = storableText(textOf(stack), MAX_TEXT);
+    const code = attempt(() => e.code);
+    if (typeof code === "string") out.code = storableText(code, MAX_NAME);
+    else if (typeof code === "number" && Number.isFinite(code)) out.code = code;
     return out;
   }
-  let message: string;
+  return {
+    name: "NonError",
+    message: storableText(`a non-Error value was thrown: ${textOf(error, true)}`, MAX_TEXT),
+  };
+}
+
+/** `read()`, or undefined if it throws (a getter, a Proxy trap). */
+function attempt<T>(read: () => T): T | undefined {
   try {
-    message = typeof error === "string" ? error : (JSON.stringify(error) ?? String(error));
+    return read();
   } catch {
-    message = String(error);
+    return undefined;
   }
-  return { name: "NonError", message: `a non-Error value was thrown: ${message}` };
+}
+
+/**
+ * Any value as text, without throwing: strings as they are, objects as JSON when they
+ * have a JSON form (`json`), else through String() (Symbols and BigInts included).
+ */
+function textOf(value: unknown, json = false): string {
+  if (typeof value === "string") return value;
+  if (typeof value === "bigint") return `${value}n`;
+  const text =
+    (json ? attempt(() => JSON.stringify(value)) : undefined) ??
+    attempt(() => String(value)) ??
+    attempt(() => Object.prototype.toString.call(value));
+  return text ?? "an unprintable value";
 }

@@ -2,5 +2,11 @@ export { Worker } from "./worker.js";
 export type { WorkerEvents } from "./worker.js";
 export { WORKER_DEFAULTS } from "./options.js";
 export type { DeleteJobs, TaskMiddleware, WorkerOptions } from "./options.js";
-export { JobAbortedError, JobTimeoutError, WorkerShutdownError, serializeError } from "./errors.js";
+export {
+  JobAbortedError,
+  JobRecoveredError,
+  JobTimeoutError,
+  WorkerShutdownError,
+  serializeError,
+} from "./errors.js";
 export type { AbortReason } from "./errors.js";

@@ -1,5 +1,11 @@
 import { hostname } from "node:os";
-import { InvalidOptions, type Logger, type TaskMiddleware } from "@proc/core";
+import {
+  type DurationRules,
+  InvalidOptions,
+  type Logger,
+  type TaskMiddleware,
+  checkDuration,
+} from "@proc/core";
 
 export type { TaskMiddleware };
 
@@ -14,19 +20,22 @@ export interface WorkerOptions {
   name?: string;
   /** false: one-shot, stop once no job is ready. @defaultValue true */
   wait?: boolean;
-  /** Fallback fetch when no NOTIFY came, in ms. @defaultValue 5000 */
+  /** Fallback fetch when no NOTIFY came, in ms (at most 2147483647, as every timer). @defaultValue 5000 */
   pollInterval?: number;
   /** Wake on NOTIFY for new jobs and abort requests. Off for PgBouncer in transaction mode. @defaultValue true */
   listenNotify?: boolean;
-  /** How long a graceful stop waits for running jobs before aborting them, in ms. @defaultValue 25000 */
+  /**
+   * How long a graceful stop waits for running jobs before aborting them, in ms: 0 to
+   * 2147483647 (about 24.8 days), or Infinity to wait forever. @defaultValue 25000
+   */
   shutdownTimeout?: number;
   /** Handle SIGINT/SIGTERM (first: graceful, second: abort now). false when embedding. @defaultValue true */
   handleSignals?: boolean;
   /** Delete jobs when they finish instead of keeping them (and their history). @defaultValue "never" */
   deleteJobs?: DeleteJobs;
-  /** Worker heartbeat period in ms; stalled detection uses a multiple of it. @defaultValue 5000 */
+  /** Worker heartbeat period in ms (at most 2147483647); stalled detection uses a multiple of it. @defaultValue 5000 */
   heartbeatInterval?: number;
-  /** How often running jobs are checked for abort requests when NOTIFY is off, in ms. @defaultValue 1000 */
+  /** How often running jobs are checked for abort requests when NOTIFY is off, in ms (at most 2147483647). @defaultValue 1000 */
   abortPollInterval?: number;
   /** Most jobs claimed per fetch round trip, and most outcomes written per call. @defaultValue max(concurrency, 500) */
   fetchBatchSize?: number;
@@ -65,26 +74,25 @@ export const WORKER_DEFAULTS = {
 /** Validates every option at once and reports all problems in one error. */
 export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOptions {
   const problems: string[] = [];
-  const positive = (key: keyof WorkerOptions, integer = false) => {
+  const positiveInteger = (key: keyof WorkerOptions) => {
     const v = options[key];
-    if (v === undefined) return;
-    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
-      problems.push(`${key}: expected a positive ${integer ? "integer" : "number"} (got ${String(v)})`);
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) > 0))
+      problems.push(`${key}: expected a positive integer (got ${String(v)})`);
   };
-  positive("concurrency", true);
-  positive("fetchBatchSize", true);
+  positiveInteger("concurrency");
+  positiveInteger("fetchBatchSize");
   if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0))
     problems.push(`prefetch: expected an integer >= 0 (got ${String(options.prefetch)})`);
-  positive("pollInterval");
-  positive("heartbeatInterval");
-  positive("abortPollInterval");
-  if (
-    options.shutdownTimeout !== undefined &&
-    !(typeof options.shutdownTimeout === "number" && options.shutdownTimeout >= 0)
-  )
-    problems.push(
-      `shutdownTimeout: expected a number of ms >= 0, or Infinity (got ${String(options.shutdownTimeout)})`,
-    );
+  // Each drives a timer; Node fires a longer one after 1 ms. Infinity is fine for
+  // shutdownTimeout only: the drain then waits without a timer.
+  const duration = (key: keyof WorkerOptions, rules?: DurationRules) => {
+    const problem = options[key] === undefined ? null : checkDuration(key, options[key], rules);
+    if (problem) problems.push(problem);
+  };
+  duration("pollInterval");
+  duration("heartbeatInterval");
+  duration("abortPollInterval");
+  duration("shutdownTimeout", { allowInfinity: true, allowZero: true });
   if (options.queues != null) {
     if (!Array.isArray(options.queues) || options.queues.some((q) => typeof q !== "string" || q.length === 0))
       problems.push("queues: expected an array of non-empty queue names (omit it for all queues)");

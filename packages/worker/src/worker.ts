@@ -3,29 +3,32 @@ import {
   type App,
   type Job,
   type JobContext,
-  type JobError,
   type JobStatus,
   type JobManager,
   type JsonValue,
   type Listener,
   type Logger,
   type ReservedConnections,
+  type RunRef,
   TaskNotFound,
   TypedEmitter,
   type WorkerService,
   computeRetry,
   isProcError,
   jsonProblem,
+  storableText,
 } from "@proc/core";
 import {
   type AbortReason,
   JobAbortedError,
+  JobRecoveredError,
   JobTimeoutError,
   WorkerShutdownError,
   serializeError,
 } from "./errors.js";
-import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 import { JobAbort } from "./job-abort.js";
+import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
+import { type Outcome, OutcomeWriter } from "./outcome-writer.js";
 import { Wakeup, sleep } from "./wakeup.js";
 
 export interface WorkerEvents {
@@ -50,8 +53,13 @@ interface RunningJob {
   startedAt: number;
   /** performance.now() at start, for the measured job duration. */
   startedMs: number;
-  /** Set once the outcome was handed to the finisher (so it is recorded once). */
+  /** Set once the outcome was handed to the writer (so it is recorded once). */
   recorded: boolean;
+  /**
+   * Set once this run is known to be no longer the job's current run (recovered
+   * elsewhere, or claimed again): its signal aborted, its outcome will be refused.
+   */
+  lost: boolean;
   /**
    * Set once the slot is free: the task settled, or its outcome was recorded anyway
    * (timeout, stop). See #release and #released.
@@ -60,17 +68,6 @@ interface RunningJob {
   /** Called on release; set only while someone waits for it (stop). */
   onReleased: (() => void) | undefined;
 }
-
-/** An outcome waiting to be written. Successes are written in batches. */
-type Outcome =
-  | { kind: "success"; job: Job; result: JsonValue | null }
-  | {
-      kind: "failure";
-      job: Job;
-      status: "failed" | "aborted" | "todo";
-      error: JobError;
-      retry?: { at: Date; queue?: string; priority?: number; lock?: string };
-    };
 
 /** What the `ctx` of every job a worker runs shares. */
 interface ContextBase {
@@ -154,12 +151,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   #listener: Listener | null = null;
   #scheduledTimer: NodeJS.Timeout | null = null;
   #scheduledAt = Number.POSITIVE_INFINITY;
-  readonly #pending: Outcome[] = [];
-  /** Jobs whose outcome is known but not written yet (pending or being written). */
-  readonly #unwritten = new Set<number>();
-  #flushing: Promise<void> | null = null;
-  /** The last attempt to write outcomes failed (cleared by the next one that succeeds). */
-  #writesFailing = false;
+  readonly #writer: OutcomeWriter;
+  /**
+   * A heartbeat failed (or a fetch lost its connection): until a beat gets through,
+   * no job is started and none fetched. A worker whose connection comes back beats
+   * first, so it is heard before the stalled-job checker could judge its silence.
+   */
+  #beatOwed = false;
+  #beating: Promise<boolean> | null = null;
+  readonly #beatWakeup = new Wakeup();
   #stopPromise: Promise<void> | null = null;
   #runPromise: Promise<void> | null = null;
   #forceful = false;
@@ -169,6 +169,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #servicesController = new AbortController();
   readonly #background: Promise<void>[] = [];
   readonly #signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  /** The second signal, re-raised once the forced stop has recorded its jobs. */
+  #forcedBy: NodeJS.Signals | null = null;
 
   constructor(app: App, options: WorkerOptions = {}) {
     super();
@@ -183,6 +185,19 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       additional: Object.keys(additional).length ? additional : null,
       jobLogger: (running) => this.#jobLogger(running),
     };
+    this.#writer = new OutcomeWriter({
+      jobManager: () => this.#jm,
+      logger: this.logger,
+      batchSize: this.options.fetchBatchSize,
+      deleteJobs: this.options.deleteJobs,
+      onError: (error) => this.emit("worker:error", { worker: this, error, action: "finish" }),
+      onBatch: (batch) => {
+        // Written: a released lock may have unblocked the next job of that lock (no
+        // NOTIFY tells us), and one-shot must look again before stopping.
+        if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
+        this.#wakeup.wake();
+      },
+    });
   }
 
   /** The worker's row id once registered. */
@@ -321,8 +336,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       } else {
         this.logger.warn(
           { action: "signal_forceful", signal },
-          `${signal} received again: aborting running jobs`,
+          `${signal} received again: aborting running jobs, then exiting`,
         );
+        this.#forcedBy ??= signal;
         void this.stopNow();
       }
     };
@@ -346,6 +362,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           } else if (wasDisconnected) {
             wasDisconnected = false;
             this.logger.info({ action: "listen_restored" }, "LISTEN connection restored");
+            // The database is back: be heard before anything else (see #beatOwed).
+            this.#beatOwed = true;
+            this.#beatWakeup.wake();
             // Notifications sent meanwhile are lost: look again.
             this.#hint = true;
             this.#scheduledAt = Number.POSITIVE_INFINITY;
@@ -388,6 +407,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let backoff = 0;
     let checkScheduled = true;
     while (this.#state === "running") {
+      if (this.#beatOwed && !(await this.#beat())) {
+        await this.#wakeup.wait(Math.min(1000, this.options.heartbeatInterval));
+        continue;
+      }
       this.#startBuffered();
       const claimed = this.#running.size + this.#buffer.length;
       const room = concurrency + this.#prefetchTarget - claimed;
@@ -398,7 +421,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       // than they are written, do not claim more work. (Not "any outcome waiting":
       // outcomes wait while the previous batch is written, and fetching must go on
       // meanwhile, or every slot idles through a write and then a fetch.)
-      const backlog = this.#writesFailing || this.#pending.length > concurrency + this.options.prefetch;
+      const backlog = this.#writer.failing || this.#writer.size > concurrency + this.options.prefetch;
       if (room > 0 && lowWater && this.#hint && !backlog) {
         const limit = Math.min(room, fetchBatchSize);
         let jobs: Job[];
@@ -407,7 +430,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           const sent = performance.now();
           jobs = await this.#jm.fetchJobs(this.#workerId!, queues, limit);
           this.#adaptPrefetch(performance.now() - sent);
-          this.#buffer.push(...jobs);
+          for (const job of jobs) {
+            // Claimed again while an earlier run of it still settles here: that run
+            // is over (it waits in the buffer until that run is gone, see #startBuffered).
+            const earlier = this.#running.get(job.id);
+            if (earlier) this.#loseRun(earlier, "claimed again");
+            this.#buffer.push(job);
+          }
           this.#startBuffered();
           if (this.#reconcile) await this.#releaseOrphans();
           if (checkScheduled) {
@@ -418,7 +447,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           backoff = 0;
         } catch (error) {
           this.#hint = true;
-          if (isProcError(error, "CONNECTION_ERROR")) this.#reconcile = true;
+          if (isProcError(error, "CONNECTION_ERROR")) {
+            this.#reconcile = true;
+            this.#beatOwed = true;
+          }
           backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
           this.logger.error(
             { action: "fetch_error", error, retryInMs: backoff },
@@ -467,23 +499,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#jobMs = this.#jobMs === null ? ms : this.#jobMs * 0.9 + ms * 0.1;
   }
 
-  /** Move buffered jobs into free slots. */
+  /**
+   * Move buffered jobs into free slots. A job whose earlier run still settles here
+   * waits: a worker never runs two runs of one job at once. Nothing starts while a
+   * heartbeat is owed.
+   */
   #startBuffered(): void {
-    if (this.#state !== "running") return;
-    while (this.#buffer.length && this.#running.size < this.options.concurrency)
-      this.#start(this.#buffer.shift()!);
+    if (this.#state !== "running" || this.#beatOwed) return;
+    const { concurrency } = this.options;
+    for (let i = 0; i < this.#buffer.length && this.#running.size < concurrency; ) {
+      if (this.#running.has(this.#buffer[i]!.id)) i++;
+      else this.#start(this.#buffer.splice(i, 1)[0]!);
+    }
   }
 
-  /** Give back jobs claimed but never started (on stop): attempts restored. */
+  /** Give back jobs claimed but never started (on stop): attempts restored, not a stall. */
   async #releaseBuffer(): Promise<void> {
     const jobs = this.#buffer.splice(0);
     if (!jobs.length) return;
     try {
-      for (const group of groupBy(jobs, (j) => j.workerId))
-        await this.#jm.releaseJobs(
-          group[0]!.workerId!,
-          group.map((j) => j.id),
-        );
+      await this.#jm.releaseJobs(jobs);
       this.logger.debug(
         { action: "release_prefetched_jobs", count: jobs.length },
         "gave back prefetched jobs",
@@ -501,10 +536,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
    * never be recovered. Give back every job the database says we run but we do not.
    */
   async #releaseOrphans(): Promise<void> {
-    const known = new Set([...this.#running.keys(), ...this.#unwritten, ...this.#buffer.map((j) => j.id)]);
-    const orphans = (await this.#jm.workerDoingJobs(this.#workerId!)).filter((id) => !known.has(id));
+    const key = (r: RunRef) => `${r.id}:${r.run}`;
+    const known = new Set([...this.#running.values()].map((r) => key(r.job)).concat(this.#buffer.map(key)));
+    const orphans = (await this.#jm.workerDoingJobs(this.#workerId!)).filter(
+      (r) => !known.has(key(r)) && !this.#writer.has(r.id),
+    );
     if (orphans.length) {
-      const released = await this.#jm.releaseJobs(this.#workerId!, orphans);
+      const released = await this.#jm.releaseJobs(orphans);
       this.logger.warn(
         { action: "release_orphaned_jobs", jobIds: released },
         `gave back ${released.length} job(s) claimed by a lost fetch`,
@@ -515,12 +553,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Nothing running and every outcome written (so no lock is still held by us). */
   #idle(): boolean {
-    return (
-      this.#running.size === 0 &&
-      this.#buffer.length === 0 &&
-      this.#pending.length === 0 &&
-      this.#flushing === null
-    );
+    return this.#running.size === 0 && this.#buffer.length === 0 && this.#writer.idle;
   }
 
   #armScheduledTimer(at: number): void {
@@ -547,6 +580,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       startedAt: Date.now(),
       startedMs: performance.now(),
       recorded: false,
+      lost: false,
       released: false,
       onReleased: undefined,
     };
@@ -712,13 +746,25 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#record(running, { kind: "failure", job, status: "aborted", error: serialized }, error);
       return;
     }
+    if (running.lost) {
+      // Refused by the database (the job is no longer doing this run); written anyway
+      // so that the refusal is logged (stale_outcome) where it is decided.
+      this.#record(running, { kind: "failure", job, status: "aborted", error: serialized }, error);
+      return;
+    }
     let retry: ReturnType<typeof computeRetry> = null;
     try {
       retry = computeRetry(task?.options.retry, { error, job });
     } catch (decisionError) {
+      // A retry function that throws or returns a decision the database would refuse
+      // must not stop the worker: the job fails, and its error says why it was not retried.
+      const why = storableText(
+        decisionError instanceof Error ? decisionError.message : String(decisionError),
+      );
+      serialized.retryDecisionError = why;
       logger.error(
         { action: "retry_decision_error", error: decisionError },
-        "the task's retry function threw; not retrying",
+        `the task's retry function threw or returned an invalid decision; not retrying: ${why}`,
       );
     }
     if (retry) {
@@ -749,9 +795,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     } else if (outcome.status !== "todo") {
       this.emit("job:error", { worker: this, job: running.job, error, durationMs, status: outcome.status });
     }
-    this.#unwritten.add(outcome.job.id);
-    this.#pending.push(outcome);
-    this.#scheduleFlush();
+    this.#writer.push(outcome);
     this.#release(running);
   }
 
@@ -762,125 +806,31 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const [job] = this.#buffer.splice(index, 1);
       const error = new JobAbortedError("the job was asked to abort before it started");
       this.emit("job:error", { worker: this, job: job!, error, durationMs: 0, status: "aborted" });
-      this.#unwritten.add(job!.id);
-      this.#pending.push({ kind: "failure", job: job!, status: "aborted", error: serializeError(error) });
-      this.#scheduleFlush();
+      this.#writer.push({ kind: "failure", job: job!, status: "aborted", error: serializeError(error) });
       return;
     }
     const running = this.#running.get(jobId);
-    if (!running || running.abort.aborted) return;
+    if (!running || running.lost || running.abort.aborted) return;
     this.logger.info({ action: "abort_job", jobId }, `job ${jobId}: abort requested`);
     this.emit("job:abort", { worker: this, job: running.job, reason: "abort_requested" });
     running.abort.abort(new JobAbortedError());
   }
 
-  // ---- writing outcomes -----------------------------------------------------------
-
-  #scheduleFlush(): void {
-    if (this.#flushing) return; // the running flush picks new outcomes up when it loops
-    this.#flushing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flush());
-  }
-
   /**
-   * Write pending outcomes until none is left: successes in one batch per round (at
-   * most fetchBatchSize: a bigger update holds its rows and index pages longer against
-   * the concurrent fetch, and measured slower per job; 500 ran a 20,000-job drain at
-   * 28,000 jobs/s where unbounded batches of ~1,000 ran it at 25,000), failures one by
-   * one. On a database error, keep them and retry with backoff: the jobs stay `doing`
-   * meanwhile, and if this process dies they are recovered as stalled, so nothing is
-   * lost.
+   * This run is no longer the job's current run (recovered elsewhere, or claimed
+   * again): abort its signal with a reason that says so. Its outcome, if it still
+   * produces one, is refused by the database and logged as stale_outcome.
    */
-  async #flush(): Promise<void> {
-    let backoff = 0;
-    const deleteJobs = this.options.deleteJobs;
-    try {
-      while (this.#pending.length) {
-        const batch = this.#pending.splice(0, this.options.fetchBatchSize);
-        const successes = batch.filter((o) => o.kind === "success");
-        const failures = batch.filter((o) => o.kind === "failure");
-        try {
-          if (successes.length) await this.#completeSuccesses(successes, deleteJobs !== "never");
-          // Written: a released lock may have unblocked the next job of that lock
-          // (no NOTIFY tells us), and one-shot must look again before stopping.
-          if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
-          for (const [i, f] of failures.entries()) {
-            try {
-              await this.#jm.failJob(f.job.workerId, f.job.id, {
-                status: f.status,
-                error: f.error,
-                ...(f.retry && { retry: f.retry }),
-                delete: deleteJobs === "always",
-              });
-              this.#unwritten.delete(f.job.id);
-            } catch (error) {
-              this.#pending.unshift(...failures.slice(i));
-              throw error;
-            }
-          }
-          backoff = 0;
-          this.#writesFailing = false;
-        } catch (error) {
-          this.#writesFailing = true;
-          backoff = Math.min(backoff ? backoff * 2 : 200, MAX_BACKOFF_MS);
-          this.logger.error(
-            { action: "finish_error", error, pending: this.#pending.length, retryInMs: backoff },
-            "could not record finished jobs; retrying",
-          );
-          this.emit("worker:error", { worker: this, error, action: "finish" });
-          await sleep(backoff);
-        }
-      }
-    } finally {
-      this.#flushing = null;
-      this.#wakeup.wake();
-    }
-  }
-
-  async #completeSuccesses(
-    successes: Array<Extract<Outcome, { kind: "success" }>>,
-    deleteJobs: boolean,
-  ): Promise<void> {
-    const remaining = new Set(successes);
-    const complete = async (group: Array<Extract<Outcome, { kind: "success" }>>) => {
-      // Jobs fetched before a re-registration carry another worker id.
-      await this.#jm.completeJobs(
-        group[0]!.job.workerId,
-        group.map((s) => ({ id: s.job.id, result: s.result })),
-        deleteJobs,
-      );
-      for (const s of group) {
-        remaining.delete(s);
-        this.#unwritten.delete(s.job.id);
-      }
-    };
-    try {
-      for (const group of groupBy(successes, (s) => s.job.workerId)) {
-        try {
-          await complete(group);
-        } catch (error) {
-          if (isProcError(error, "CONNECTION_ERROR")) throw error;
-          // The database refused something in this batch: write the jobs one by
-          // one so that a single bad one cannot hold back the others; a job that is
-          // refused alone is recorded as failed with the database's reason.
-          for (const s of group) {
-            try {
-              await complete([s]);
-            } catch (singleError) {
-              if (isProcError(singleError, "CONNECTION_ERROR")) throw singleError;
-              remaining.delete(s);
-              this.#pending.push({
-                kind: "failure",
-                job: s.job,
-                status: "failed",
-                error: serializeError(singleError),
-              });
-            }
-          }
-        }
-      }
-    } finally {
-      this.#pending.unshift(...remaining);
-    }
+  #loseRun(running: RunningJob, how: "recovered" | "claimed again"): void {
+    if (running.lost) return;
+    running.lost = true;
+    const { job } = running;
+    this.logger.warn(
+      { action: "run_lost", jobId: job.id, run: job.run, how },
+      `job ${job.id}: run ${job.run} is no longer the job's current run (${how}); aborting it`,
+    );
+    this.emit("job:abort", { worker: this, job, reason: "recovered" });
+    running.abort.abort(new JobRecoveredError(job.id, job.run));
   }
 
   // ---- heartbeat, abort polling, services -------------------------------------------
@@ -889,26 +839,82 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const { heartbeatInterval } = this.options;
     // Beats until the worker has fully stopped, including while draining (a
     // draining worker whose heartbeat stopped would have its jobs taken as stalled).
+    // After a failed beat, tries again every second: the first beat after the
+    // database comes back is the one that matters (see #beatOwed).
     while (!this.#finalStop()) {
-      await this.#wakeupOrStop(heartbeatInterval);
+      await this.#beatWakeup.wait(this.#beatOwed ? Math.min(1000, heartbeatInterval) : heartbeatInterval);
       if (this.#finalStop()) break;
-      try {
-        const beat = await this.#jm.heartbeatWorker(this.#workerId!);
-        if (!beat.workerFound) {
-          // Pruned as dead (e.g. after a long outage): register again. Running jobs
-          // keep completing under the id they were fetched with.
-          this.#workerId = await this.#register();
-          this.logger.warn(
-            { action: "worker_reregistered", workerId: this.#workerId },
-            "worker row was pruned; registered again",
-          );
-        }
-        for (const id of beat.abortJobIds) this.#abort(id);
-      } catch (error) {
-        this.logger.warn({ action: "heartbeat_error", error }, "heartbeat failed; will retry");
-        this.emit("worker:error", { worker: this, error, action: "heartbeat" });
-      }
+      await this.#beat();
     }
+  }
+
+  /** One heartbeat (shared by concurrent callers); true when it got through. */
+  #beat(): Promise<boolean> {
+    this.#beating ??= this.#sendBeat().finally(() => {
+      this.#beating = null;
+    });
+    return this.#beating;
+  }
+
+  async #sendBeat(): Promise<boolean> {
+    // The runs this worker holds, each id once: a run that is already lost is not
+    // vouched for, and a new claim of its job waits in the buffer (see #startBuffered).
+    const held = new Map<number, number>();
+    for (const r of this.#running.values()) if (!r.lost) held.set(r.job.id, r.job.run);
+    for (const j of this.#buffer) if (!this.#running.has(j.id)) held.set(j.id, j.run);
+    try {
+      const beat = await this.#jm.heartbeatWorker(
+        this.#workerId!,
+        [...held].map(([id, run]) => ({ id, run })),
+        // No worker at all beat for this long: the database was unreachable to every
+        // one of them (twice the interval, plus the one second heartbeat_worker_v2
+        // may leave between two writes of the liveness row).
+        (2 * this.options.heartbeatInterval + 1000) / 1000,
+      );
+      if (!beat.workerFound) {
+        // Pruned as dead (e.g. after a long partition): register again. Its jobs
+        // were recovered meanwhile; the beat below said which runs are lost.
+        this.#workerId = await this.#register();
+        this.logger.warn(
+          { action: "worker_reregistered", workerId: this.#workerId },
+          "worker row was pruned; registered again",
+        );
+      }
+      for (const id of beat.abortJobIds) this.#abort(id);
+      for (const id of beat.lostJobIds) this.#onLost(id, held.get(id)!);
+      if (this.#beatOwed) {
+        this.#beatOwed = false;
+        this.logger.info({ action: "heartbeat_restored" }, "heartbeat restored: resuming work");
+        this.#startBuffered();
+        this.#wakeup.wake();
+      }
+      return true;
+    } catch (error) {
+      if (!this.#beatOwed)
+        this.logger.warn(
+          { action: "heartbeat_error", error },
+          "heartbeat failed; starting no job until one gets through",
+        );
+      this.#beatOwed = true;
+      this.emit("worker:error", { worker: this, error, action: "heartbeat" });
+      return false;
+    }
+  }
+
+  /** The heartbeat says run `run` of job `id` is lost: drop it from the buffer, or abort it. */
+  #onLost(id: number, run: number): void {
+    const running = this.#running.get(id);
+    if (running?.job.run === run) {
+      this.#loseRun(running, "recovered");
+      return;
+    }
+    const index = this.#buffer.findIndex((j) => j.id === id && j.run === run);
+    if (index < 0) return; // finished meanwhile
+    this.#buffer.splice(index, 1);
+    this.logger.warn(
+      { action: "run_lost", jobId: id, run, how: "recovered" },
+      `job ${id}: prefetched run ${run} was recovered elsewhere before it started; dropped`,
+    );
   }
 
   async #abortPollLoop(): Promise<void> {
@@ -978,8 +984,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await this.#releaseBuffer();
     const { shutdownTimeout } = this.options;
     if (this.#running.size && !this.#forceful) {
+      const drainStarted = Date.now();
       const timedOut = await raceTimeout(this.#released(), shutdownTimeout, this.#drainController.signal);
-      if (timedOut && this.#running.size) {
+      if (timedOut && this.#running.size && this.#forceful) {
+        // stopNow() (the second signal) cut the drain short and aborted the jobs itself.
+        this.logger.warn(
+          { action: "shutdown_forced", running: this.#running.size, afterMs: Date.now() - drainStarted },
+          `stopped waiting after ${Date.now() - drainStarted} ms: aborting ${this.#running.size} running job(s)`,
+        );
+      } else if (timedOut && this.#running.size) {
         this.logger.warn(
           { action: "shutdown_timeout", running: this.#running.size, shutdownTimeout },
           `${this.#running.size} job(s) still running after ${shutdownTimeout} ms: aborting them`,
@@ -1003,19 +1016,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     this.#state = "stopping";
     for (const wake of this.#stopWaiters) wake();
+    this.#beatWakeup.wake();
     // Write every outcome before saying goodbye; bounded so a dead database cannot
-    // hang the process (unwritten jobs stay doing and are recovered as stalled).
-    while (this.#flushing || this.#pending.length) {
-      if (!this.#flushing) this.#scheduleFlush();
-      const timedOut = await raceTimeout(this.#flushing!, 10_000);
-      if (timedOut) {
-        this.logger.error(
-          { action: "finish_timeout", pending: this.#pending.length },
-          "could not record every outcome before stopping",
-        );
-        break;
-      }
-    }
+    // hang the process (unwritten jobs stay doing and are recovered as stalled), and
+    // then the writer stops for good: nothing retries against a closed pool.
+    if (!(await this.#writer.drain(10_000)))
+      this.logger.error(
+        { action: "finish_timeout", pending: this.#writer.size },
+        "could not record every outcome before stopping",
+      );
+    this.#writer.close();
     // Services and loops end on their own once stopping; a misbehaving service must
     // not hang the stop.
     await raceTimeout(Promise.allSettled(this.#background), 5000);
@@ -1035,6 +1045,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.logger.info({ action: "stopped_worker" }, `worker ${this.options.name} stopped`);
     this.emit("worker:stop", { worker: this, workerId: this.#workerId });
     await this.app.close();
+    if (this.#forcedBy) {
+      // The second signal means "exit now" (DESIGN §4): our handlers are gone, so the
+      // signal now does what it would have done without us (graphile-worker does the
+      // same); a handler of the host application still sees it.
+      process.kill(process.pid, this.#forcedBy);
+    }
   }
 }
 
@@ -1062,17 +1078,6 @@ async function raceTimeout(promise: Promise<unknown>, ms: number, signal?: Abort
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
-}
-
-function groupBy<T, K>(items: readonly T[], key: (item: T) => K): T[][] {
-  const groups = new Map<K, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const group = groups.get(k);
-    if (group) group.push(item);
-    else groups.set(k, [item]);
-  }
-  return [...groups.values()];
 }
 
 const NO_RESULT = { ok: true, value: null } as const;
