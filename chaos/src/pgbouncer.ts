@@ -13,6 +13,10 @@ import { sleep } from "./harness.js";
 
 export type PoolMode = "session" | "transaction" | "statement";
 
+/** What a run without the binary is told, in one line: what is missing and how to get it. */
+export const PGBOUNCER_MISSING =
+  "the PgBouncer suite needs the pgbouncer binary, which is not on PATH: apt-get install -y pgbouncer";
+
 export function hasPgBouncer(): boolean {
   try {
     execFileSync("sh", ["-c", "command -v pgbouncer"], { stdio: "ignore" });
@@ -20,6 +24,23 @@ export function hasPgBouncer(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether the PgBouncer suite can run, decided before anything starts: without the
+ * binary it is skipped with one line saying what to install or, with PROC_REQUIRE_PG=1
+ * (CI, where skipping would hide the suite), fails with that line alone.
+ */
+export function pgBouncerSuiteEnabled(): boolean {
+  if (hasPgBouncer()) return true;
+  if (process.env.PROC_REQUIRE_PG === "1") {
+    const error = new Error(`PROC_REQUIRE_PG=1 but ${PGBOUNCER_MISSING}`);
+    // The stack would only point here, and vitest would print it under the message.
+    error.stack = `${error.name}: ${error.message}`;
+    throw error;
+  }
+  process.stderr.write(`skipped: ${PGBOUNCER_MISSING}\n`);
+  return false;
 }
 
 async function sparePort(): Promise<number> {
@@ -42,6 +63,7 @@ export interface PgBouncer {
 }
 
 export async function startPgBouncer(serverUrl: string, mode: PoolMode): Promise<PgBouncer> {
+  if (!hasPgBouncer()) throw new Error(PGBOUNCER_MISSING);
   const server = new URL(serverUrl);
   const port = await sparePort();
   const dir = mkdtempSync(join(tmpdir(), "proc-pgbouncer-"));
@@ -74,6 +96,12 @@ export async function startPgBouncer(serverUrl: string, mode: PoolMode): Promise
   const proc: ChildProcess = spawn("pgbouncer", [...(asRoot ? ["-u", "postgres"] : []), ini], {
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // A spawn failure (a binary that cannot be executed) is an 'error' event, which
+  // unheard would crash the test run: it ends the wait below instead.
+  let spawnError = null as Error | null;
+  proc.once("error", (error) => {
+    spawnError = error;
+  });
   let output = "";
   proc.stdout!.on("data", (d) => {
     output += d;
@@ -91,6 +119,7 @@ export async function startPgBouncer(serverUrl: string, mode: PoolMode): Promise
   // Ready once it answers a query.
   const deadline = Date.now() + 15_000;
   for (;;) {
+    if (spawnError) throw new Error(`pgbouncer could not start: ${spawnError.message}`);
     if (proc.exitCode !== null) throw new Error(`pgbouncer exited at start:\n${output}`);
     const client = new pg.Client({ connectionString: url(serverUrl) });
     client.on("error", () => {});

@@ -71,6 +71,40 @@ app.task({ name: "sleepy" }, async ({ ms }: { ms: number }, ctx) => {
   return "slept";
 });
 
+// A run the outage suite can line up against the others of its job: its start and end
+// (wall clock, which the parent shares) go over IPC, so a suite can tell whether two runs
+// of one job overlapped even when the database could not have recorded it. Honours
+// aborts, and says why it was aborted.
+let runsStarted = 0;
+app.task({ name: "watched" }, async ({ ms }: { ms: number }, ctx) => {
+  const run = {
+    id: ctx.job.id,
+    pid: process.pid,
+    n: ++runsStarted,
+    attempts: ctx.job.attempts,
+    // The claim number: a Job field being added, read loosely until it lands.
+    run: (ctx.job as { run?: number }).run ?? null,
+  };
+  send({ t: "run_start", ...run, at: Date.now() });
+  try {
+    await sleep(ms, ctx.signal);
+  } finally {
+    const reason: unknown = ctx.signal.reason;
+    send({
+      t: "run_end",
+      ...run,
+      at: Date.now(),
+      aborted: ctx.signal.aborted,
+      reason: ctx.signal.aborted
+        ? reason instanceof Error
+          ? `${reason.name}: ${reason.message}`
+          : String(reason)
+        : null,
+    });
+  }
+  return { pid: process.pid };
+});
+
 // The soak's task: reports enqueue→start latency (producer and worker share the clock).
 let latencies: number[] = [];
 app.task({ name: "soak" }, async ({ t }: { t: number }) => {

@@ -10,9 +10,9 @@ import { Worker } from "@proc/worker";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminUrl, type ChaosDatabase, createChaosDatabase, sleep, until } from "../src/harness.js";
-import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../src/pgbouncer.js";
+import { type PgBouncer, pgBouncerSuiteEnabled, startPgBouncer } from "../src/pgbouncer.js";
 
-const enabled = !!adminUrl() && (hasPgBouncer() || process.env.PROC_REQUIRE_PG === "1");
+const enabled = !!adminUrl() && pgBouncerSuiteEnabled();
 
 function makeApp(url: string) {
   const app = new App({ connector: new PgConnector({ connectionString: url }), logger: silentLogger }).use(
