@@ -24,6 +24,9 @@ CREATE TABLE {{schema}}.liveness (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   -- NULL until the first heartbeat of a v2 worker: a new database has had no silence.
   last_heartbeat_at timestamptz,
+  -- The longest gap between two heartbeats (of any worker) that is not a silence, as
+  -- the last beat said: no beat for longer means no worker can reach the database.
+  silence_seconds double precision,
   silence_ended_at timestamptz
 );
 INSERT INTO {{schema}}.liveness DEFAULT VALUES;
@@ -456,7 +459,8 @@ BEGIN
   UPDATE {{schema}}.liveness l
   SET silence_ended_at = CASE WHEN l.last_heartbeat_at < now() - make_interval(secs => p_silence_seconds)
                               THEN now() ELSE l.silence_ended_at END,
-      last_heartbeat_at = now()
+      last_heartbeat_at = now(),
+      silence_seconds = p_silence_seconds
   WHERE l.singleton = (SELECT s.singleton FROM {{schema}}.liveness s
                        WHERE s.last_heartbeat_at IS NULL OR s.last_heartbeat_at < now() - interval '1 second'
                        FOR UPDATE SKIP LOCKED);
@@ -471,9 +475,23 @@ BEGIN
 END;
 $$;
 
+-- Since when a worker's silence counts: the end of the last silence every worker
+-- shared, or now while one goes on (see get_stalled_jobs_v2). NULL: none was seen.
+CREATE FUNCTION {{schema}}.silence_end_v2(l {{schema}}.liveness)
+RETURNS timestamptz
+LANGUAGE sql
+STABLE
+AS $$
+  SELECT CASE WHEN l.last_heartbeat_at < now() - make_interval(secs => l.silence_seconds) THEN now()
+              ELSE l.silence_ended_at END;
+$$;
+
 -- Doing jobs whose worker is gone: its heartbeat is older than p_heartbeat_seconds or
 -- its row no longer exists, counting only since the last shared silence ended (see
 -- heartbeat_worker_v2): a live worker is never judged on a silence it could not help.
+-- While such a silence goes on (no worker at all has beaten for longer than the last
+-- beat's silence_seconds), nobody is judged: every worker is dead or cut off, the
+-- checker cannot tell which, and recovered jobs would have nobody to run them anyway.
 -- With p_nb_seconds (legacy mode), jobs that started more than that many seconds ago.
 CREATE FUNCTION {{schema}}.get_stalled_jobs_v2(p_heartbeat_seconds double precision, p_nb_seconds double precision,
                                               p_queue text, p_task text)
@@ -488,7 +506,7 @@ AS $$
     AND (p_task IS NULL OR j.task_name = p_task)
     AND CASE WHEN p_nb_seconds IS NOT NULL
              THEN j.started_at < now() - make_interval(secs => p_nb_seconds)
-             ELSE coalesce(greatest(w.last_heartbeat_at, (SELECT l.silence_ended_at FROM {{schema}}.liveness l)),
+             ELSE coalesce(greatest(w.last_heartbeat_at, (SELECT {{schema}}.silence_end_v2(l) FROM {{schema}}.liveness l)),
                            '-infinity') < now() - make_interval(secs => p_heartbeat_seconds)
         END
   ORDER BY j.id;
@@ -501,7 +519,7 @@ RETURNS SETOF bigint
 LANGUAGE sql
 AS $$
   DELETE FROM {{schema}}.workers
-  WHERE greatest(last_heartbeat_at, (SELECT l.silence_ended_at FROM {{schema}}.liveness l))
+  WHERE greatest(last_heartbeat_at, (SELECT {{schema}}.silence_end_v2(l) FROM {{schema}}.liveness l))
         < now() - make_interval(secs => p_seconds)
   RETURNING id;
 $$;
