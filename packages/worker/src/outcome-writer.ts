@@ -62,6 +62,8 @@ export class OutcomeWriter {
   /** Set by close(): stop retrying (the worker gave up waiting at its stop). */
   #closed = false;
   readonly #closer = new AbortController();
+  /** The last transient error of the current write, for the log line that reports it. */
+  #transient: unknown = null;
 
   constructor(options: OutcomeWriterOptions) {
     this.#options = options;
@@ -179,12 +181,17 @@ export class OutcomeWriter {
         await this.#fail(f);
       } catch (error) {
         if (isProcError(error, "CONNECTION_ERROR")) lost = error;
-        if (isTransientError(error)) later.push(f);
+        if (isTransientError(error)) this.#later(later, f, error);
         else await this.#rejected(f, error);
       }
     }
-    if (later.length) this.#report(lost ?? "some outcomes could not be written yet", later.length);
+    if (later.length) this.#report(lost ?? this.#transient, later.length);
     return later;
+  }
+
+  #later(later: Outcome[], outcome: Outcome, error: unknown): void {
+    later.push(outcome);
+    this.#transient = error;
   }
 
   async #complete(successes: ReadonlyArray<Extract<Outcome, { kind: "success" }>>): Promise<void> {
@@ -218,7 +225,7 @@ export class OutcomeWriter {
           later.push(...successes.slice(i));
           return;
         }
-        if (isTransientError(error)) later.push(s);
+        if (isTransientError(error)) this.#later(later, s, error);
         else failures.push(rejectedOutcome(s, error));
       }
     }
