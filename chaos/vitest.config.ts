@@ -1,5 +1,5 @@
 import { mergeConfig } from "vitest/config";
-import { procVitestConfig } from "../packages/testing/vitest.preset.js";
+import { procVitestConfig } from "../packages/fixtures/vitest.preset.js";
 
 // The chaos suites spawn dozens of processes and restart things: one file at a time,
 // so that they neither starve each other on a small machine nor share a failure.

@@ -5,7 +5,7 @@
  */
 import { type App, isProcError, type JsonObject } from "@proc/core";
 import { cronProblems, parseCron, periodic, scheduler } from "@proc/scheduler";
-import { backends, createTestApp, type TestApp } from "@proc/testing";
+import { backends, createTestApp, type TestApp } from "@proc/fixtures";
 import { Worker } from "@proc/worker";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

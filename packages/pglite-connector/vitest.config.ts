@@ -1,3 +1,3 @@
-import { procVitestConfig } from "../testing/vitest.preset.js";
+import { procVitestConfig } from "../fixtures/vitest.preset.js";
 
 export default procVitestConfig({ templates: false });

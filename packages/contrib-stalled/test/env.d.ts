@@ -1,3 +1,3 @@
 // Brings in the fixtures' `ProvidedContext` augmentation, so `inject()` in
-// @proc/testing type-checks as part of this package.
-import type {} from "@proc/testing/global-setup";
+// @proc/fixtures type-checks as part of this package.
+import type {} from "@proc/fixtures/global-setup";

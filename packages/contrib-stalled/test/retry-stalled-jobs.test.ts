@@ -1,6 +1,6 @@
 import { App, type Connector, type JobContext, type JsonObject, type Task } from "@proc/core";
 import { scheduler } from "@proc/scheduler";
-import { backends, createTestApp } from "@proc/testing";
+import { backends, createTestApp } from "@proc/fixtures";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   RETRY_STALLED_JOBS_TASK,
@@ -15,7 +15,7 @@ import {
   recordingLogger,
   registerWorker,
   startService,
-} from "@proc/testing";
+} from "@proc/fixtures";
 
 const offline = () =>
   new App({ connector: { query: async () => [] } as unknown as Connector, logger: recordingLogger() });

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { scheduler } from "@proc/scheduler";
-import { backends, createTestApp } from "@proc/testing";
+import { backends, createTestApp } from "@proc/fixtures";
 import { Worker } from "@proc/worker";
 import { afterEach, describe, expect, it } from "vitest";
 import { retryStalledJobs } from "../src/index.js";

@@ -1,3 +1,4 @@
+import { assertSupportedRuntime } from "./runtime.js";
 import { Blueprint } from "./blueprint.js";
 import type { Connector, Queryable } from "./connector.js";
 import { AppNotOpen, DuplicateTask, InvalidOptions, TaskNotFound } from "./errors.js";
@@ -76,6 +77,7 @@ export class App extends TypedEmitter<AppEvents> implements DeferTarget {
 
   constructor(options: AppOptions) {
     super();
+    assertSupportedRuntime();
     const problems: string[] = [];
     if (!options || typeof options !== "object") throw new InvalidOptions("App", ["expected { connector }"]);
     if (!options.connector || typeof options.connector.query !== "function")

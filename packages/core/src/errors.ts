@@ -18,7 +18,8 @@ export type ProcErrorCode =
   | "SCHEMA_TOO_NEW"
   | "CONNECTOR_ERROR"
   | "CONNECTION_ERROR"
-  | "UNIQUE_VIOLATION";
+  | "UNIQUE_VIOLATION"
+  | "UNSUPPORTED_RUNTIME";
 
 // Symbol.for is shared by every copy of this package in a process, so errors from
 // another copy (two versions in node_modules) are still recognised.
@@ -37,6 +38,18 @@ export class ProcError extends Error {
 export function isProcError(error: unknown, code?: ProcErrorCode): error is ProcError {
   if (typeof error !== "object" || error === null || !(BRAND in error)) return false;
   return code === undefined || (error as ProcError).code === code;
+}
+
+/** The JavaScript runtime lacks a feature proc relies on (Node.js older than `engines.node`). */
+export class UnsupportedRuntime extends ProcError {
+  readonly missing: readonly string[];
+  constructor(missing: readonly string[], version: string) {
+    super(
+      "UNSUPPORTED_RUNTIME",
+      `proc needs Node.js 20.4 or newer; this runtime (${version}) lacks ${missing.join(", ")}. Upgrade Node.js`,
+    );
+    this.missing = missing;
+  }
 }
 
 /** A job with this queueing lock is already waiting (`todo`). */

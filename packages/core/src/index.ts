@@ -33,6 +33,7 @@ export {
   SchemaTooNew,
   TaskNotFound,
   UniqueViolation,
+  UnsupportedRuntime,
   WaitTimeout,
   isProcError,
   isTransientError,

@@ -1,8 +1,8 @@
 import { App, type Connector, type Job } from "@proc/core";
-import { backends, createTestApp } from "@proc/testing";
+import { backends, createTestApp } from "@proc/fixtures";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { periodic, scheduler } from "../src/index.js";
-import { type LogRecord, recordingLogger, startService } from "@proc/testing";
+import { type LogRecord, recordingLogger, startService } from "@proc/fixtures";
 
 const EVERY_SECOND = "* * * * * *";
 

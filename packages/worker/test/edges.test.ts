@@ -10,7 +10,7 @@ import {
   createTestApp,
   recordingLogger,
   waitFor,
-} from "@proc/testing";
+} from "@proc/fixtures";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Worker, type WorkerOptions } from "../src/index.js";
 

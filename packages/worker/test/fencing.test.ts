@@ -9,7 +9,7 @@ import {
   recordingLogger,
   registerWorker,
   waitFor,
-} from "@proc/testing";
+} from "@proc/fixtures";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JobRecoveredError, Worker } from "../src/index.js";
 

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { App, type Job, silentLogger } from "@proc/core";
 import { PgConnector } from "@proc/pg-connector";
-import { type TestDatabase, createTestDatabase, pgUrl, waitFor } from "@proc/testing";
+import { type TestDatabase, createTestDatabase, pgUrl, waitFor } from "@proc/fixtures";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 const tsx = createRequire(import.meta.url).resolve("tsx");

@@ -1,5 +1,5 @@
 import { type App, type Job, type Logger, consoleLogger } from "@proc/core";
-import { type TestApp, backends, createTestApp, waitFor } from "@proc/testing";
+import { type TestApp, backends, createTestApp, waitFor } from "@proc/fixtures";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JobTimeoutError, Worker, type WorkerOptions } from "../src/index.js";
 

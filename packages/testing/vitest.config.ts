@@ -1,3 +1,0 @@
-import { procVitestConfig } from "../testing/vitest.preset.js";
-
-export default procVitestConfig();
