@@ -19,8 +19,12 @@ if (!(process.env.npm_config_user_agent ?? "").startsWith("pnpm/")) {
 
 // A tarball packed before a build would hold only README and package.json; turbo builds this
 // package and what it needs (core's generated SQL module first), from cache when unchanged.
-execFileSync(join(root, "node_modules/.bin/turbo"), ["run", "build", `--filter=${name}`, "--output-logs=errors-only"], {
-  cwd: root,
-  stdio: "inherit",
-});
+execFileSync(
+  join(root, "node_modules/.bin/turbo"),
+  ["run", "build", `--filter=${name}`, "--output-logs=errors-only"],
+  {
+    cwd: root,
+    stdio: "inherit",
+  },
+);
 copyFileSync(join(root, "LICENSE"), "LICENSE");

@@ -1,8 +1,7 @@
 import { App, type Logger } from "@proc/core";
-import { PgConnector } from "@proc/pg-connector";
 import type { Env, Values } from "./args.js";
 import { CliError } from "./errors.js";
-import { loadApp } from "./load-app.js";
+import { importOptional, loadApp } from "./load-app.js";
 import type { Printer } from "./output.js";
 
 /**
@@ -71,7 +70,12 @@ export class Session {
       throw new CliError(
         "no database to use: set DATABASE_URL (or pass --database-url), or pass --app <module> whose app has a connector",
       );
-    // With need "none" and no URL the connector is never opened, so pg's defaults are harmless.
+    // @proc/pg-connector is an optional peer: an app on PGlite, always passed with --app, never
+    // needs it. With need "none" and no URL the connector is never opened.
+    const { PgConnector } = await importOptional<typeof import("@proc/pg-connector")>(
+      "@proc/pg-connector",
+      "using DATABASE_URL (or --database-url) needs @proc/pg-connector: npm install @proc/pg-connector (or pass --app <module> whose app has its own connector)",
+    );
     this.#app = new App({
       connector: new PgConnector({ connectionString: url, logger: this.logger }),
       logger: this.logger,

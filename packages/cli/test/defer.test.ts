@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { proc, skipDb, useTestDatabase } from "./helpers.js";
 
@@ -129,6 +132,19 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
       expect(r.stderr).not.toContain("broken.mjs:2");
       const verbose = await proc(["queues", "--app", "test/fixtures/broken.mjs", "-v"], t.env);
       expect(verbose.stderr).toContain("broken.mjs:2");
+    });
+
+    it("points at a syntax error by file, line and column without -v, in TypeScript and JavaScript", async () => {
+      // Written at test time: a fixture file with a syntax error would break the linter.
+      const dir = mkdtempSync(join(tmpdir(), "proc-cli-syntax-"));
+      writeFileSync(join(dir, "app.ts"), "export const x: number = 1;\nexport const app = {;\n");
+      writeFileSync(join(dir, "app.mjs"), "export const x = 1;\nexport const app = {\n  a: 1,,\n};\n");
+      const ts = await proc(["queues", "--app", join(dir, "app.ts")], t.env);
+      expect(ts.code).toBe(1);
+      expect(ts.stderr).toContain(`${join(dir, "app.ts")}:2:21: Expected identifier but found ";"`);
+      const js = await proc(["queues", "--app", join(dir, "app.mjs")], t.env);
+      expect(js.code).toBe(1);
+      expect(js.stderr).toContain(`${join(dir, "app.mjs")}:3:8: Unexpected token ','`);
     });
 
     it("reports a missing module file", async () => {

@@ -1,2 +1,2 @@
 export { PGliteConnector } from "./pglite-connector.js";
-export type { PGliteConnectorOptions } from "./pglite-connector.js";
+export type { PGliteConnectorOptions, PGliteInstance, PGliteSession } from "./pglite-connector.js";

@@ -1,4 +1,4 @@
-import { PGlite, type PGliteInterface, type Transaction } from "@electric-sql/pglite";
+import { PGlite } from "@electric-sql/pglite";
 import {
   ConnectionError,
   type Connector,
@@ -14,19 +14,38 @@ import {
   translateDriverError,
 } from "@proc/core";
 
+/** What both a PGlite instance and one of its transactions can do, as far as the connector uses it. */
+export interface PGliteSession {
+  query<Row>(sql: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  exec(sql: string): Promise<Array<{ rows: unknown[] }>>;
+}
+
+/**
+ * The part of a PGlite instance the connector uses, written out here rather than imported from
+ * @electric-sql/pglite: PGlite's own declarations need the DOM lib and @types/emscripten, so
+ * naming them in this package's types would break a user's `tsc` under `skipLibCheck: false`
+ * even when the user never touches PGlite directly. Every `PGlite` instance satisfies it.
+ */
+export interface PGliteInstance extends PGliteSession {
+  readonly closed: boolean;
+  readonly waitReady: Promise<void>;
+  transaction<T>(fn: (tx: PGliteSession) => Promise<T>): Promise<T>;
+  listen(channel: string, callback: (payload: string) => void): Promise<unknown>;
+  unlisten(channel: string, callback?: (payload: string) => void): Promise<void>;
+  dumpDataDir(compression?: "none" | "gzip" | "auto"): Promise<File | Blob>;
+  close(): Promise<void>;
+}
+
 export interface PGliteConnectorOptions {
   /** Directory holding the database files; omit for an in-memory database. */
   dataDir?: string;
   /** An instance you own: used as is and never closed by `close()`. Excludes `dataDir` and `loadDataDir`. */
-  pglite?: PGliteInterface;
+  pglite?: PGliteInstance;
   /** A data directory dump (from {@link PGliteConnector.dumpDataDir}) to start from instead of an empty database. */
   loadDataDir?: Blob | File;
   /** Structured logger (pino works). @defaultValue silentLogger */
   logger?: Logger;
 }
-
-/** What both a PGlite instance and one of its transactions can do. */
-type Session = Pick<Transaction, "query" | "exec">;
 
 const noop = () => {};
 
@@ -42,12 +61,12 @@ const noop = () => {};
  */
 export class PGliteConnector implements Connector {
   readonly kind = "pglite";
-  readonly #userDb: PGliteInterface | undefined;
+  readonly #userDb: PGliteInstance | undefined;
   readonly #dataDir: string | undefined;
   readonly #loadDataDir: Blob | File | undefined;
   readonly #logger: Logger;
   readonly #listeners = new Set<PGliteListener>();
-  #db: PGliteInterface | undefined;
+  #db: PGliteInstance | undefined;
   #opening: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -183,7 +202,7 @@ export class PGliteConnector implements Connector {
     return this.#requireDb("dump the data directory").dumpDataDir("none");
   }
 
-  #requireDb(action: string): PGliteInterface {
+  #requireDb(action: string): PGliteInstance {
     if (!this.#db) {
       throw new ConnectorError(
         `cannot ${action}: the PGliteConnector is not open; call await app.open() first`,
@@ -197,7 +216,7 @@ export class PGliteConnector implements Connector {
  * A parameterless text goes through the simple protocol, which accepts several statements
  * (migrations are such texts), as pg does; with parameters, the extended protocol.
  */
-async function runOn<Row>(session: Session, sql: string, params?: readonly unknown[]): Promise<Row[]> {
+async function runOn<Row>(session: PGliteSession, sql: string, params?: readonly unknown[]): Promise<Row[]> {
   try {
     if (params === undefined || params.length === 0) {
       const results = await session.exec(sql);
@@ -215,7 +234,7 @@ async function runOn<Row>(session: Session, sql: string, params?: readonly unkno
  * `db.listen` returns, which drops the quotes and so misses case-sensitive channel names.
  */
 class PGliteListener implements Listener {
-  readonly #db: PGliteInterface;
+  readonly #db: PGliteInstance;
   readonly #options: ListenOptions;
   readonly #logger: Logger;
   readonly #onClosed: (listener: PGliteListener) => void;
@@ -223,7 +242,7 @@ class PGliteListener implements Listener {
   #closing: Promise<void> | undefined;
 
   constructor(
-    db: PGliteInterface,
+    db: PGliteInstance,
     options: ListenOptions,
     logger: Logger,
     onClosed: (listener: PGliteListener) => void,
