@@ -82,14 +82,10 @@ execFileSync(
     stdio: "inherit",
   },
 );
-const pnpm = process.env.npm_execpath?.includes("pnpm")
-  ? [process.execPath, process.env.npm_execpath]
-  : ["npx", "-y", "pnpm@12.4.2"];
+// Run as `pnpm check:packages`: npm_execpath is that pnpm (a native executable in pnpm 12).
+const pnpm = process.env.npm_execpath?.includes("pnpm") ? process.env.npm_execpath : "pnpm";
 for (const p of packages)
-  execFileSync(pnpm[0], [...pnpm.slice(1), "pack", "--pack-destination", tarballs], {
-    cwd: p.dir,
-    stdio: "pipe",
-  });
+  execFileSync(pnpm, ["pack", "--pack-destination", tarballs], { cwd: p.dir, stdio: "pipe" });
 const tgz = Object.fromEntries(
   packages.map((p) => {
     const file = `${p.manifest.name.replace("@", "").replace("/", "-")}-${p.manifest.version}.tgz`;
