@@ -4,6 +4,7 @@ import { type Env, type Values, parse } from "./args.js";
 import { defer } from "./commands/defer.js";
 import { healthcheck, queues, stalled, workers } from "./commands/inspect.js";
 import { jobsCancel, jobsList, jobsRetry, jobsShow } from "./commands/jobs.js";
+import { metricsCommand } from "./commands/metrics.js";
 import { schemaApply, schemaSql, schemaStatus } from "./commands/schema.js";
 import { worker } from "./commands/worker.js";
 import { CliError, UsageError } from "./errors.js";
@@ -36,6 +37,7 @@ const RUN: Record<string, (s: Session) => Promise<number>> = {
   workers,
   stalled,
   healthcheck,
+  metrics: metricsCommand,
 };
 
 /**

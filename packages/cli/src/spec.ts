@@ -136,6 +136,32 @@ export const COMMANDS: readonly CommandSpec[] = [
         help: "delete finished jobs instead of keeping them",
         default: "never",
       },
+      {
+        name: "probes-port",
+        type: "string",
+        value: "port",
+        help: "serve health probes /livez and /readyz on this port (Kubernetes liveness and readiness)",
+      },
+      {
+        name: "probes-host",
+        type: "string",
+        value: "host",
+        help: "address the probes bind (0.0.0.0 in a pod: the kubelet probes the pod's IP)",
+        default: "127.0.0.1",
+      },
+      {
+        name: "metrics-port",
+        type: "string",
+        value: "port",
+        help: "serve this worker's metrics in the Prometheus text format at http://<metrics-host>:<port>/metrics (needs @proc/otel)",
+      },
+      {
+        name: "metrics-host",
+        type: "string",
+        value: "host",
+        help: "address the metrics endpoint binds",
+        default: "127.0.0.1",
+      },
     ],
     details:
       "Needs --app: the worker runs your tasks. Logs go to stderr. Exit 0 after a graceful stop; " +
@@ -274,6 +300,26 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
       ...jobFilters("stalled jobs"),
     ],
+  },
+  {
+    path: ["metrics"],
+    summary: "serve the queue metrics in the Prometheus text format at /metrics until stopped",
+    args: [],
+    options: [
+      {
+        name: "port",
+        type: "string",
+        value: "port",
+        help: "TCP port to listen on (0: any free port)",
+        default: "9464",
+      },
+      { name: "host", type: "string", value: "host", help: "address to bind", default: "127.0.0.1" },
+    ],
+    details:
+      "Serves @proc/otel's metrics: the queue gauges (jobs by status, oldest ready job's age), read " +
+      "from the database at each scrape, and whatever the app module counts. Counters of job runs " +
+      "come from the workers: run them with --metrics-port. Needs @proc/otel, @opentelemetry/api, " +
+      "@opentelemetry/sdk-metrics and @opentelemetry/exporter-prometheus.",
   },
   {
     path: ["healthcheck"],

@@ -77,6 +77,8 @@ export interface Child {
   done: Promise<Run>;
   /** Resolves once stderr contains `text` (a log line, say). */
   waitForStderr(text: string, timeoutMs?: number): Promise<void>;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
   kill(signal: NodeJS.Signals): void;
 }
 
@@ -111,6 +113,7 @@ export function start(args: readonly string[], env: Record<string, string | unde
   return {
     done,
     kill: (signal) => child.kill(signal),
+    stderr: () => stderr,
     waitForStderr(text, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {

@@ -181,6 +181,7 @@ async function recoverStalledJobs(
       );
     } else if (retried) {
       result.retried.push(job.id);
+      ctx.app.emit("job:recovered", { job: retried });
       ctx.logger.warn(
         {
           action: "retry_stalled_job",

@@ -4,16 +4,17 @@
 -- name: defer_jobs
 -- Insert a batch of jobs atomically: one array per column ($1 queues ... $7
 -- scheduled_at; one element = the same for every job), except $6, the args as one
--- JSON array. Their ids come back in order as one comma-separated text.
+-- JSON array, and $8, the headers as one JSON array or NULL for none. Their ids come
+-- back in order as one comma-separated text.
 SELECT string_agg(id::text, ',' ORDER BY id) AS ids
-FROM {{schema}}.defer_jobs_v2($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
-                              $7::timestamptz[]) AS id;
+FROM {{schema}}.defer_jobs_v3($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                              $7::timestamptz[], $8::jsonb) AS id;
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, each a new run, as one JSON array
 -- of FetchedJobRow (NULL when none): the driver then parses one document instead of
 -- a row of 14 text fields per job (measured: 2 µs less worker CPU per job).
-SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v2($1::bigint, $2::text[], $3::integer) f;
+SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v3($1::bigint, $2::text[], $3::integer) f;
 
 -- name: complete_jobs
 -- Mark runs ($1 ids, $2 runs) succeeded (or delete them with $4) with their results
@@ -145,3 +146,24 @@ SELECT {{schema}}.defer_periodic_job_v1($1::text, $2::text, $3::bigint, $4::json
 -- name: last_periodic_tick
 -- The latest tick deferred for a periodic task.
 SELECT {{schema}}.last_periodic_tick_v1($1::text, $2::text) AS tick;
+
+-- name: queue_gauges
+-- Per queue: jobs waiting (todo; ready ones among them) and running (doing), and the age in
+-- seconds of the oldest ready job. One arm per status, each matching a partial index's
+-- predicate (jobs_fetch_idx, jobs_worker_id_idx), so the cost follows the active jobs and not
+-- the finished ones a table keeps. Read once per metrics collection (@proc/otel).
+SELECT a.queue_name AS queue,
+       count(*) FILTER (WHERE a.status = 'todo')::integer AS todo,
+       count(*) FILTER (WHERE a.ready)::integer AS ready,
+       count(*) FILTER (WHERE a.status = 'doing')::integer AS doing,
+       coalesce(extract(epoch FROM now() - min(a.ready_at) FILTER (WHERE a.ready)), 0)::float8
+         AS oldest_ready_seconds
+FROM (
+  SELECT j.queue_name, j.status, coalesce(j.scheduled_at, j.created_at) AS ready_at,
+         (j.scheduled_at IS NULL OR j.scheduled_at <= now()) AS ready
+  FROM {{schema}}.jobs j WHERE j.status = 'todo'
+  UNION ALL
+  SELECT j.queue_name, j.status, NULL, false FROM {{schema}}.jobs j WHERE j.status = 'doing'
+) a
+GROUP BY a.queue_name
+ORDER BY a.queue_name;

@@ -70,7 +70,10 @@ CREATE TABLE {{schema}}.jobs (
   -- The claim count: +1 at every claim, never restored. Each claim is a distinct run,
   -- and a worker writes a run's outcome only while the job is still doing that run
   -- (fencing: a run that was recovered or claimed again can change nothing).
-  run integer NOT NULL DEFAULT 0
+  run integer NOT NULL DEFAULT 0,
+  -- String metadata carried from the defer to every run (the deferring span's W3C trace
+  -- context, for one); NULL when there is none.
+  headers jsonb CHECK (headers IS NULL OR jsonb_typeof(headers) = 'object')
 );
 
 -- Fetch: workers scan ready jobs by priority desc, id asc. Partial, so finished jobs
@@ -115,7 +118,8 @@ CREATE TABLE {{schema}}.liveness (
 );
 INSERT INTO {{schema}}.liveness DEFAULT VALUES;
 
--- Defer a batch of jobs atomically. One array per column, element i of each being
+-- Defer a batch of jobs atomically, with their headers (p_headers: NULL for none, or a
+-- JSON array of one object per job, or one for all). One array per column, element i of each being
 -- job i (locks, queueing locks and scheduled_at may be NULL; p_args is a JSON array
 -- of objects); a column array of one element holds the value of every job, as in a
 -- batch of one task (measured: the client then sends and Postgres parses 5 values
@@ -125,9 +129,9 @@ INSERT INTO {{schema}}.liveness DEFAULT VALUES;
 -- of 6.6 ms per 1,000 jobs). One statement: a queueing-lock conflict anywhere in the batch raises
 -- unique_violation on jobs_queueing_lock_idx and nothing is inserted. One NOTIFY per
 -- distinct queue (per transaction; Postgres folds duplicates), fired on commit.
-CREATE FUNCTION {{schema}}.defer_jobs_v2(
+CREATE FUNCTION {{schema}}.defer_jobs_v3(
   p_queues text[], p_tasks text[], p_priorities integer[], p_locks text[], p_queueing_locks text[],
-  p_args jsonb, p_scheduled_at timestamptz[])
+  p_args jsonb, p_scheduled_at timestamptz[], p_headers jsonb)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
 -- plpgsql caches the plan (a LANGUAGE sql function is planned on every call), and a
@@ -140,8 +144,10 @@ DECLARE
 BEGIN
   IF n IS NULL OR cardinality(p_queues) NOT IN (1, n) OR cardinality(p_tasks) NOT IN (1, n)
      OR cardinality(p_priorities) NOT IN (1, n) OR cardinality(p_locks) NOT IN (1, n)
-     OR cardinality(p_queueing_locks) NOT IN (1, n) OR cardinality(p_scheduled_at) NOT IN (1, n) THEN
-    RAISE EXCEPTION 'defer_jobs_v2: every argument must have one element per job, or one for all'
+     OR cardinality(p_queueing_locks) NOT IN (1, n) OR cardinality(p_scheduled_at) NOT IN (1, n)
+     OR (p_headers IS NOT NULL AND (jsonb_typeof(p_headers) <> 'array'
+                                    OR jsonb_array_length(p_headers) NOT IN (1, n))) THEN
+    RAISE EXCEPTION 'defer_jobs_v3: every argument must have one element per job, or one for all'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   -- Widen the one-for-all columns (array_fill is cheap next to parsing n values).
@@ -153,16 +159,22 @@ BEGIN
     IF cardinality(p_locks) = 1 THEN p_locks := array_fill(p_locks[1], ARRAY[n]); END IF;
     IF cardinality(p_queueing_locks) = 1 THEN p_queueing_locks := array_fill(p_queueing_locks[1], ARRAY[n]); END IF;
     IF cardinality(p_scheduled_at) = 1 THEN p_scheduled_at := array_fill(p_scheduled_at[1], ARRAY[n]); END IF;
+    IF jsonb_array_length(p_headers) = 1 THEN
+      p_headers := (SELECT jsonb_agg(p_headers -> 0) FROM generate_series(1, n));
+    END IF;
   END IF;
   RETURN QUERY
   WITH inserted AS (
-    INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at)
+    INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at,
+                                 headers)
     SELECT j.queue, j.task, coalesce(j.priority, 0), j.lock, j.queueing_lock, coalesce(j.args, '{}'),
-           j.scheduled_at
-    -- ROWS FROM walks the arrays in lockstep: row i holds element i of each.
+           j.scheduled_at, nullif(j.headers, 'null')
+    -- ROWS FROM walks the arrays in lockstep: row i holds element i of each (and
+    -- NULL headers for every row when p_headers is NULL: it pads a shorter function).
     FROM ROWS FROM (unnest(p_queues), unnest(p_tasks), unnest(p_priorities), unnest(p_locks),
-                    unnest(p_queueing_locks), jsonb_array_elements(p_args), unnest(p_scheduled_at))
-         WITH ORDINALITY AS j(queue, task, priority, lock, queueing_lock, args, scheduled_at, ord)
+                    unnest(p_queueing_locks), jsonb_array_elements(p_args), unnest(p_scheduled_at),
+                    jsonb_array_elements(p_headers))
+         WITH ORDINALITY AS j(queue, task, priority, lock, queueing_lock, args, scheduled_at, headers, ord)
     ORDER BY j.ord
     RETURNING id, queue_name, scheduled_at
   ), notified AS (
@@ -181,6 +193,17 @@ BEGIN
 END;
 $$;
 
+
+-- Kept for workers of the previous release: defer_jobs_v3 without headers.
+CREATE FUNCTION {{schema}}.defer_jobs_v2(
+  p_queues text[], p_tasks text[], p_priorities integer[], p_locks text[], p_queueing_locks text[],
+  p_args jsonb, p_scheduled_at timestamptz[])
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+  SELECT {{schema}}.defer_jobs_v3(p_queues, p_tasks, p_priorities, p_locks, p_queueing_locks, p_args,
+                                  p_scheduled_at, NULL);
+$$;
 -- Kept for older workers: defer_jobs_v2 with the same arguments.
 CREATE FUNCTION {{schema}}.defer_jobs_v1(
   p_queues text[], p_tasks text[], p_priorities integer[], p_locks text[], p_queueing_locks text[],
@@ -248,10 +271,11 @@ $$;
 -- worker, result or finish time), with times as Unix milliseconds: the worker parses
 -- every row of every fetch, and a timestamp's text costs a regular expression and
 -- several strings to parse where a number costs nothing.
-CREATE FUNCTION {{schema}}.fetch_jobs_v2(p_worker_id bigint, p_queues text[], p_limit integer)
+CREATE FUNCTION {{schema}}.fetch_jobs_v3(p_worker_id bigint, p_queues text[], p_limit integer)
 RETURNS TABLE (id bigint, queue_name text, task_name text, priority integer, lock text, queueing_lock text,
                args jsonb, attempts integer, run integer, stalled_count integer, error jsonb, events jsonb,
-               scheduled_at_ms double precision, created_at_ms double precision, started_at_ms double precision)
+               scheduled_at_ms double precision, created_at_ms double precision, started_at_ms double precision,
+               headers jsonb)
 LANGUAGE plpgsql
 -- Each candidate query must walk its index in order (jobs_fetch_idx, or
 -- jobs_queue_fetch_idx for one queue) and stop after p_limit rows. The planner would
@@ -315,12 +339,26 @@ BEGIN
               -- Whole milliseconds, computed exactly (numeric), as a JavaScript Date holds them.
               (extract(epoch FROM date_trunc('milliseconds', j.scheduled_at)) * 1000)::float8 AS scheduled_at_ms,
               (extract(epoch FROM date_trunc('milliseconds', j.created_at)) * 1000)::float8 AS created_at_ms,
-              (extract(epoch FROM date_trunc('milliseconds', j.started_at)) * 1000)::float8 AS started_at_ms
+              (extract(epoch FROM date_trunc('milliseconds', j.started_at)) * 1000)::float8 AS started_at_ms,
+              j.headers
   )
   SELECT c.id, c.queue_name, c.task_name, c.priority, c.lock, c.queueing_lock, c.args, c.attempts,
-         c.run, c.stalled_count, c.error, c.events, c.scheduled_at_ms, c.created_at_ms, c.started_at_ms
+         c.run, c.stalled_count, c.error, c.events, c.scheduled_at_ms, c.created_at_ms, c.started_at_ms,
+         c.headers
   FROM claimed c ORDER BY c.priority DESC, c.id ASC;
 END;
+$$;
+
+-- Kept for workers of the previous release: fetch_jobs_v3 without headers.
+CREATE FUNCTION {{schema}}.fetch_jobs_v2(p_worker_id bigint, p_queues text[], p_limit integer)
+RETURNS TABLE (id bigint, queue_name text, task_name text, priority integer, lock text, queueing_lock text,
+               args jsonb, attempts integer, run integer, stalled_count integer, error jsonb, events jsonb,
+               scheduled_at_ms double precision, created_at_ms double precision, started_at_ms double precision)
+LANGUAGE sql
+AS $$
+  SELECT f.id, f.queue_name, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.attempts, f.run,
+         f.stalled_count, f.error, f.events, f.scheduled_at_ms, f.created_at_ms, f.started_at_ms
+  FROM {{schema}}.fetch_jobs_v3(p_worker_id, p_queues, p_limit) f;
 $$;
 
 -- Older workers claim through fetch_jobs_v2 too, so that every claim numbers its run.

@@ -3,6 +3,7 @@ import { Blueprint } from "./blueprint.js";
 import type { Connector, Queryable } from "./connector.js";
 import { AppNotOpen, DuplicateTask, InvalidOptions, TaskNotFound } from "./errors.js";
 import { TypedEmitter } from "./events.js";
+import type { Job } from "./job.js";
 import { JobManager, type NewJob } from "./job-manager.js";
 import type { JsonObject } from "./json.js";
 import { type Logger, consoleLogger } from "./logger.js";
@@ -15,8 +16,10 @@ import {
   type JobOptions,
   Task,
   type TaskHandler,
+  type TaskMiddleware,
   type TaskOptions,
 } from "./task.js";
+import type { WorkerEventMap } from "./worker-events.js";
 
 export interface AppOptions {
   connector: Connector;
@@ -40,6 +43,14 @@ export interface WorkerServiceContext {
   workerId: number;
   workerName: string;
   queues: readonly string[] | null;
+  /**
+   * Waits `ms` (possibly Infinity: until woken) on the host's clock, resolving early once
+   * `signal` aborts, or whenever the host wakes the service: when it moves its clock, or
+   * knows of new work. A Worker leaves it unset (a service then sleeps on a timer, waking
+   * now and then to look around); a host that drives time itself sets it: `@proc/testing`
+   * runs the scheduler this way on its test clock.
+   */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -51,11 +62,30 @@ export interface Plugin<Extension extends object = object> {
   setup(app: App): Extension;
 }
 
-export interface AppEvents {
+/**
+ * The app's events: its own, and every event of every worker running it in this process
+ * (WorkerEventMap), so that an observer needs only the app.
+ */
+export interface AppEvents extends WorkerEventMap {
   "app:open": { app: App };
   "app:close": { app: App };
   "job:deferred": { ids: number[]; task: string; queue: string };
+  /** A stalled job was handed back to `todo` for another run (by @proc/contrib-stalled). */
+  "job:recovered": { job: Job };
 }
+
+/**
+ * Runs around every defer of the app (`defer`, `batchDefer`, `configureTask(...).defer`,
+ * inside a caller's transaction or not): it may set `headers` on the jobs, and must call
+ * `next` once with them. The first one added is the outermost.
+ */
+export type DeferInterceptor = (
+  jobs: NewJob[],
+  next: (jobs: NewJob[]) => Promise<number[]>,
+) => Promise<number[]>;
+
+/** Fields every log line about a job carries, besides `jobId`, `task` and `attempt`. */
+export type LogBindings = (job: Job) => Record<string, unknown> | null | undefined;
 
 export interface ConfigureTaskOptions extends JobOptions {
   /** Defer even if no task of that name is registered in this process (another app runs it). */
@@ -64,13 +94,16 @@ export interface ConfigureTaskOptions extends JobOptions {
 
 /** The entry point: tasks, plugins, the connector, and the JobManager. */
 export class App extends TypedEmitter<AppEvents> implements DeferTarget {
-  readonly connector: Connector;
   readonly logger: Logger;
-  readonly jobManager: JobManager;
   readonly schema: string;
+  #connector: Connector;
+  #jobManager: JobManager;
   readonly #sql: SqlCatalog;
   readonly #tasks = new Map<string, Task<never, unknown>>();
   readonly #services: WorkerService[] = [];
+  readonly #interceptors: DeferInterceptor[] = [];
+  readonly #middleware: TaskMiddleware[] = [];
+  readonly #logBindings: LogBindings[] = [];
   readonly #plugins: string[] = [];
   #openCount = 0;
   #opening: Promise<void> | null = null;
@@ -85,12 +118,47 @@ export class App extends TypedEmitter<AppEvents> implements DeferTarget {
         "connector: required, e.g. new PgConnector({ connectionString }) or new PGliteConnector()",
       );
     if (problems.length) throw new InvalidOptions("App", problems);
-    this.connector = options.connector;
+    this.#connector = options.connector;
     this.logger = options.logger ?? consoleLogger({ level: "info" });
     this.setEmitterLogger(this.logger);
     this.#sql = new SqlCatalog(options.schema ?? "proc");
     this.schema = this.#sql.schema;
-    this.jobManager = new JobManager(this.connector, this.#sql, this.logger);
+    this.#jobManager = this.#newJobManager(this.#connector);
+  }
+
+  /** The one place a JobManager is made: at construction, and when the connector is replaced. */
+  #newJobManager(connector: Connector): JobManager {
+    return new JobManager(connector, this.#sql, this.logger);
+  }
+
+  get connector(): Connector {
+    return this.#connector;
+  }
+
+  get jobManager(): JobManager {
+    return this.#jobManager;
+  }
+
+  /**
+   * Put the app on another database: the same tasks, plugins and options, another
+   * connector (Procrastinate's `replace_connector`). Only while the app is closed, so
+   * that nothing runs on the old connector afterwards. Returns the previous connector,
+   * which it does not close: swap it back the same way. This is how `@proc/testing` runs
+   * the app your module exports on an in-memory database.
+   */
+  replaceConnector(connector: Connector): Connector {
+    if (!connector || typeof connector.query !== "function")
+      throw new InvalidOptions("replaceConnector", [
+        "connector: expected a Connector, e.g. new PGliteConnector() or new PgConnector({ connectionString })",
+      ]);
+    if (this.#openCount > 0 || this.#opening)
+      throw new InvalidOptions("replaceConnector", [
+        "the app is open: close it first (every open() needs its close(), and a running worker holds the app open)",
+      ]);
+    const previous = this.#connector;
+    this.#connector = connector;
+    this.#jobManager = this.#newJobManager(connector);
+    return previous;
   }
 
   // ---- lifecycle ------------------------------------------------------------
@@ -208,15 +276,18 @@ export class App extends TypedEmitter<AppEvents> implements DeferTarget {
 
   /** @internal Used by deferrers: insert jobs, on the caller's connection when given. */
   async deferJobs(jobs: NewJob[], call?: DeferCallOptions): Promise<number[]> {
-    if (call?.connection) {
-      const ids = await this.jobManager.deferJobs(jobs, this.connector.wrapConnection(call.connection));
-      this.#emitDeferred(ids, jobs);
+    const q = call?.connection ? this.connector.wrapConnection(call.connection) : undefined;
+    if (!q) this.#assertOpen("defer a job");
+    const insert = async (batch: NewJob[]) => {
+      const ids = await this.jobManager.deferJobs(batch, q);
+      this.#emitDeferred(ids, batch);
       return ids;
-    }
-    this.#assertOpen("defer a job");
-    const ids = await this.jobManager.deferJobs(jobs);
-    this.#emitDeferred(ids, jobs);
-    return ids;
+    };
+    if (this.#interceptors.length === 0) return insert(jobs);
+    return this.#interceptors.reduceRight<(batch: NewJob[]) => Promise<number[]>>(
+      (next, interceptor) => (batch) => interceptor(batch, next),
+      insert,
+    )(jobs);
   }
 
   #emitDeferred(ids: number[], jobs: NewJob[]): void {
@@ -242,6 +313,48 @@ export class App extends TypedEmitter<AppEvents> implements DeferTarget {
 
   get plugins(): readonly string[] {
     return this.#plugins;
+  }
+
+  /** Run `interceptor` around every defer of this app (see DeferInterceptor). */
+  interceptDefer(interceptor: DeferInterceptor): void {
+    if (typeof interceptor !== "function")
+      throw new InvalidOptions("interceptDefer", ["expected a function (jobs, next) => next(jobs)"]);
+    this.#interceptors.push(interceptor);
+  }
+
+  /**
+   * Wrap every run of every task of this app, in every worker: outside the worker's own
+   * `middleware` option and the task's. The first one added is the outermost.
+   */
+  addMiddleware(middleware: TaskMiddleware): void {
+    if (typeof middleware !== "function")
+      throw new InvalidOptions("addMiddleware", ["expected a function (ctx, next) => next()"]);
+    this.#middleware.push(middleware);
+  }
+
+  get middleware(): readonly TaskMiddleware[] {
+    return this.#middleware;
+  }
+
+  /** Add fields to every log line a worker writes about a job (a trace id, a tenant). */
+  addLogBindings(bindings: LogBindings): void {
+    if (typeof bindings !== "function")
+      throw new InvalidOptions("addLogBindings", ["expected a function (job) => ({ ...fields })"]);
+    this.#logBindings.push(bindings);
+  }
+
+  /** The fields the log bindings give for `job` (empty when there are none). */
+  logBindingsFor(job: Job): Record<string, unknown> {
+    if (this.#logBindings.length === 0) return {};
+    const fields: Record<string, unknown> = {};
+    for (const bindings of this.#logBindings) {
+      try {
+        Object.assign(fields, bindings(job));
+      } catch {
+        // A log decoration must never stop a worker from logging (or running) a job.
+      }
+    }
+    return fields;
   }
 
   /** Register a background loop that every worker of this app runs. */

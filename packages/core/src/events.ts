@@ -41,7 +41,7 @@ export class TypedEmitter<Events extends { [K in keyof Events]: object }> {
    * Whether anything listens to `event`: lets a hot path skip building a payload
    * nobody would see.
    */
-  protected hasListeners(event: keyof Events): boolean {
+  hasListeners(event: keyof Events): boolean {
     return (this.#listeners.get(event)?.size ?? 0) > 0;
   }
 

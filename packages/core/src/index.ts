@@ -4,6 +4,8 @@ export type {
   AppEvents,
   AppOptions,
   ConfigureTaskOptions,
+  DeferInterceptor,
+  LogBindings,
   Plugin,
   WorkerService,
   WorkerServiceContext,
@@ -43,7 +45,7 @@ export {
 export type { ProcErrorCode } from "./errors.js";
 export { TypedEmitter } from "./events.js";
 export { FINAL_STATUSES, JOB_STATUSES } from "./job.js";
-export type { Job, JobError, JobEvent, JobStatus } from "./job.js";
+export type { Job, JobError, JobEvent, JobHeaders, JobStatus } from "./job.js";
 export { JobManager } from "./job-manager.js";
 export type {
   CancelJobOptions,
@@ -54,6 +56,7 @@ export type {
   JobOutcome,
   ListJobsFilter,
   NewJob,
+  QueueGauges,
   RetryJobOptions,
   RunRef,
   StalledJobsOptions,
@@ -80,3 +83,4 @@ export type {
   TaskMiddleware,
   TaskOptions,
 } from "./task.js";
+export type { AbortReason, EventWorker, WorkerEventMap } from "./worker-events.js";

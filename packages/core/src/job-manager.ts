@@ -13,6 +13,7 @@ import {
   type FetchedJobRow,
   type Job,
   type JobError,
+  type JobHeaders,
   type JobRow,
   type JobStatus,
   fetchedJobFromRow,
@@ -32,6 +33,8 @@ export interface NewJob {
   queueingLock: string | null;
   args: JsonObject;
   scheduledAt: Date | null;
+  /** Set by defer interceptors (app.interceptDefer); omitted or null: none. */
+  headers?: JobHeaders | null;
 }
 
 export interface ListJobsFilter {
@@ -92,6 +95,14 @@ export interface WorkerInfo {
   lastHeartbeatAt: Date;
   /** Jobs this worker is running now. */
   doing: number;
+}
+
+export interface QueueGauges {
+  queue: string;
+  todo: number;
+  ready: number;
+  doing: number;
+  oldestReadySeconds: number;
 }
 
 export interface JobOutcome {
@@ -186,9 +197,13 @@ export class JobManager {
       scheduledAt: true,
     };
     const args = new Array<unknown>(n);
+    // Headers travel as one JSON array, or NULL when no job has any (an app without a
+    // plugin that sets them): nothing to send, and nothing stored.
+    let anyHeaders = false;
     for (let i = 0; i < n; i++) {
       const job = jobs[i]!;
       args[i] = job.args;
+      anyHeaders ||= job.headers != null;
       if (i === 0) continue;
       same.queue &&= job.queue === first.queue;
       same.task &&= job.task === first.task;
@@ -220,6 +235,7 @@ export class JobManager {
           column(same.queueingLock, (j) => j.queueingLock),
           argsJson,
           column(same.scheduledAt, (j) => j.scheduledAt?.toISOString() ?? null),
+          anyHeaders ? JSON.stringify(jobs.map((j) => j.headers ?? null)) : null,
         ],
         q,
       );
@@ -479,6 +495,28 @@ export class JobManager {
 
   listQueues(): Promise<Counts[]> {
     return this.#run<Counts>("list_queues", []);
+  }
+
+  /**
+   * Per queue with active jobs: waiting (`todo`, of which `ready` can start now), running
+   * (`doing`), and the age in seconds of the oldest ready job. Reads only active jobs (for
+   * metrics gauges, read on every collection); finished jobs are in listQueues().
+   */
+  async queueGauges(): Promise<QueueGauges[]> {
+    const rows = await this.#run<{
+      queue: string;
+      todo: number;
+      ready: number;
+      doing: number;
+      oldest_ready_seconds: number;
+    }>("queue_gauges", []);
+    return rows.map((r) => ({
+      queue: r.queue,
+      todo: r.todo,
+      ready: r.ready,
+      doing: r.doing,
+      oldestReadySeconds: r.oldest_ready_seconds,
+    }));
   }
 
   listTasks(): Promise<Counts[]> {

@@ -20,6 +20,13 @@ export interface JobError {
   [key: string]: JsonValue | undefined;
 }
 
+/**
+ * String metadata a job carries from the defer that created it to every run, like a
+ * message's headers: `@proc/otel` stores the deferring span's W3C trace context here
+ * (`traceparent`, `tracestate`). Set by plugins through `app.interceptDefer`.
+ */
+export type JobHeaders = Readonly<Record<string, string>>;
+
 export interface Job<Args = JsonObject> {
   id: number;
   queue: string;
@@ -50,6 +57,8 @@ export interface Job<Args = JsonObject> {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** Headers set at defer time (see JobHeaders); null when it has none. */
+  headers: JobHeaders | null;
 }
 
 /** A job row as the SQL functions return it. */
@@ -74,6 +83,7 @@ export interface JobRow {
   created_at: Date | string;
   started_at: Date | string | null;
   finished_at: Date | string | null;
+  headers?: unknown;
 }
 
 const toDate = (v: Date | string | null): Date | null =>
@@ -127,12 +137,13 @@ export function jobFromRow(row: JobRow): Job {
     createdAt: toDate(row.created_at) as Date,
     startedAt: toDate(row.started_at),
     finishedAt: toDate(row.finished_at),
+    headers: (row.headers as JobHeaders | null | undefined) ?? null,
   };
   job.events = historyOf(row.events, job);
   return job;
 }
 
-/** A row of fetch_jobs_v2: what a worker does not know yet about a job it has just claimed. */
+/** A row of fetch_jobs_v3: what a worker does not know yet about a job it has just claimed. */
 export interface FetchedJobRow {
   id: string | number;
   queue_name: string;
@@ -149,6 +160,7 @@ export interface FetchedJobRow {
   scheduled_at_ms: number | null;
   created_at_ms: number;
   started_at_ms: number;
+  headers: unknown;
 }
 
 /** The Job a fetch claimed for `workerId`: doing on that worker, not finished. */
@@ -174,6 +186,7 @@ export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
     createdAt: new Date(row.created_at_ms),
     startedAt: new Date(row.started_at_ms),
     finishedAt: null,
+    headers: (row.headers as JobHeaders | null) ?? null,
   };
   job.events = historyOf(row.events, job);
   return job;

@@ -258,6 +258,64 @@ describe.each(backends())("scheduler service (%s)", (backend) => {
     expect(await app.jobManager.lastPeriodicTick("report", "")).toBeGreaterThan(0);
   });
 
+  it("sleeps through ctx.sleep when its host drives time, deferring the ticks that host's clock reaches", async () => {
+    // maxSleep bounds a timer's sleep only: the host wakes the service when its clock moves.
+    const { app } = await setup({ maxSleep: 60_000, maxDelay: 3_600_000 });
+    const task = app.task({ name: "hosted" }, async (_args: { timestamp: number }) => {});
+    app.periodic({ cron: "*/10 * * * *" }, task);
+    const service = app.workerServices.find((s) => s.name === "scheduler")!;
+    const start = Date.parse("2030-01-01T00:00:00Z");
+    vi.useFakeTimers({ toFake: ["Date"], now: start });
+    cleanups.push(async () => {
+      vi.useRealTimers();
+    });
+    // The host's sleep: each call waits until the test wakes it (or the stop aborts it).
+    const controller = new AbortController();
+    const sleeps: Array<{ ms: number; wake: () => void }> = [];
+    let onSleep: (() => void) | undefined;
+    const asleep = async () => {
+      while (sleeps.length === 0) await new Promise<void>((resolve) => (onSleep = resolve));
+      return sleeps.shift()!;
+    };
+    const done = service.run({
+      app,
+      signal: controller.signal,
+      logger: recordingLogger(),
+      workerId: 1,
+      workerName: "host",
+      queues: null,
+      sleep: (ms) =>
+        new Promise<void>((wake) => {
+          controller.signal.addEventListener("abort", () => wake(), { once: true });
+          sleeps.push({ ms, wake });
+          onSleep?.();
+        }),
+    });
+    const ticks = async () => timestamps(await app.jobManager.listJobs({ task: "hosted" }));
+
+    // First pass at 00:00: the tick of this very second is due; it asks to sleep until 00:10.
+    let sleep = await asleep();
+    expect(await ticks()).toEqual([start / 1000]);
+    expect(sleep.ms).toBe(600_000);
+
+    // The host's clock moves 25 minutes, then wakes it: 00:10 and 00:20 are deferred, and
+    // it asks to sleep until 00:30 (Date is frozen: only the host's wake-ups move it on).
+    vi.setSystemTime(start + 25 * 60_000);
+    sleep.wake();
+    sleep = await asleep();
+    expect(await ticks()).toEqual([0, 10, 20].map((m) => start / 1000 + m * 60));
+    expect(sleep.ms).toBe(5 * 60_000);
+
+    // Woken early (a host that knows of a new schedule): it looks, and sleeps on.
+    sleep.wake();
+    sleep = await asleep();
+    expect(sleep.ms).toBe(5 * 60_000);
+    expect(await ticks()).toHaveLength(3);
+
+    controller.abort();
+    await done;
+  });
+
   it("runs several schedules of one task, and picks up a schedule added while running", async () => {
     const { app } = await setup({ maxSleep: 200 });
     const task = app.task({ name: "multi" }, async (_args: { timestamp: number; n: number }) => {});

@@ -1,7 +1,7 @@
 import { types } from "node:util";
-import { type JobError, storableText } from "@proc/core";
+import { type AbortReason, type JobError, storableText } from "@proc/core";
 
-export type AbortReason = "abort_requested" | "timeout" | "shutdown" | "recovered";
+export type { AbortReason };
 
 /** `ctx.signal.reason` when the job was asked to abort (cancelJob with abort). */
 export class JobAbortedError extends Error {

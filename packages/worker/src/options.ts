@@ -6,6 +6,7 @@ import {
   type TaskMiddleware,
   checkDuration,
 } from "@proc/core";
+import { PROBES_DEFAULT_HOST, type ProbesOptions, probesProblems } from "./probes.js";
 
 export type { TaskMiddleware };
 
@@ -52,10 +53,17 @@ export interface WorkerOptions {
   middleware?: readonly TaskMiddleware[];
   /** @defaultValue the app's logger */
   logger?: Logger;
+  /**
+   * Serve `/livez` and `/readyz` over HTTP on this port while the worker runs, for
+   * orchestrators (Kubernetes). host defaults to "127.0.0.1"; set "0.0.0.0" in a pod.
+   * @defaultValue null (no server)
+   */
+  probes?: ProbesOptions | null;
 }
 
-export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "logger" | "queues">> & {
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, "logger" | "queues" | "probes">> & {
   queues: readonly string[] | null;
+  probes: Required<ProbesOptions> | null;
 };
 
 /** Every default in one place. */
@@ -113,6 +121,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     (typeof options.name !== "string" || options.name.length === 0 || options.name.length > 200)
   )
     problems.push("name: expected a non-empty string of at most 200 characters");
+  problems.push(...probesProblems(options.probes));
   if (problems.length) throw new InvalidOptions("Worker", problems);
   const concurrency = options.concurrency ?? WORKER_DEFAULTS.concurrency;
   return {
@@ -125,5 +134,8 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
     prefetch: options.prefetch ?? 2000,
     additionalContext: options.additionalContext ?? {},
     middleware: options.middleware ?? [],
+    probes: options.probes
+      ? { port: options.probes.port, host: options.probes.host ?? PROBES_DEFAULT_HOST }
+      : null,
   } as ResolvedWorkerOptions;
 }

@@ -34,7 +34,8 @@ export interface OutcomeWriterOptions {
   /** A write failed (for the worker's error event). */
   onError: (error: unknown) => void;
   /** A batch was dealt with (written, refused as stale, or given up): its locks are free. */
-  onBatch: (batch: readonly Outcome[]) => void;
+  /** A batch was written (or given up on), `durationMs` after its write began. */
+  onBatch: (batch: readonly Outcome[], durationMs: number) => void;
 }
 
 const MAX_BACKOFF_MS = 10_000;
@@ -136,8 +137,9 @@ export class OutcomeWriter {
     try {
       while (this.#pending.length && !this.#closed) {
         const batch = this.#pending.splice(0, this.#options.batchSize);
+        const began = performance.now();
         const later = await this.#write(batch);
-        this.#options.onBatch(batch);
+        this.#options.onBatch(batch, performance.now() - began);
         if (later.length === 0) {
           backoff = 0;
           this.#failing = false;

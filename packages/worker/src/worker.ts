@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import {
   type App,
+  type AppEvents,
   type Job,
   type JobContext,
-  type JobStatus,
   type JobManager,
   type JsonValue,
   type Listener,
@@ -12,6 +12,7 @@ import {
   type RunRef,
   TaskNotFound,
   TypedEmitter,
+  type WorkerEventMap,
   type WorkerService,
   computeRetry,
   isProcError,
@@ -19,7 +20,6 @@ import {
   storableText,
 } from "@proc/core";
 import {
-  type AbortReason,
   JobAbortedError,
   JobRecoveredError,
   JobTimeoutError,
@@ -29,19 +29,11 @@ import {
 import { JobAbort } from "./job-abort.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 import { type Outcome, OutcomeWriter } from "./outcome-writer.js";
+import { ProbeServer, type WorkerHealth, workerHealth } from "./probes.js";
 import { Wakeup, sleep } from "./wakeup.js";
 
-export interface WorkerEvents {
-  "worker:start": { worker: Worker; workerId: number };
-  "worker:stop": { worker: Worker; workerId: number | null };
-  "worker:error": { worker: Worker; error: unknown; action: string };
-  "worker:fetch": { worker: Worker; count: number };
-  "job:start": { worker: Worker; job: Job };
-  "job:success": { worker: Worker; job: Job; result: JsonValue | null; durationMs: number };
-  "job:error": { worker: Worker; job: Job; error: unknown; durationMs: number; status: JobStatus };
-  "job:retry": { worker: Worker; job: Job; error: unknown; retryAt: Date };
-  "job:abort": { worker: Worker; job: Job; reason: AbortReason };
-}
+/** The events of a worker (see WorkerEventMap in @proc/core); each is also emitted on its app. */
+export type WorkerEvents = WorkerEventMap<Worker>;
 
 type State = "idle" | "running" | "draining" | "stopping" | "stopped";
 
@@ -171,6 +163,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   /** The second signal, re-raised once the forced stop has recorded its jobs. */
   #forcedBy: NodeJS.Signals | null = null;
+  /** performance.now() when the fetch and heartbeat loops last came round: liveness (probes.ts). */
+  #fetchLoopAt = 0;
+  #heartbeatLoopAt = 0;
+  /** checkSchema passed at start: readiness (probes.ts). */
+  #schemaCurrent = false;
+  #probes: ProbeServer | null = null;
 
   constructor(app: App, options: WorkerOptions = {}) {
     super();
@@ -191,7 +189,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       batchSize: this.options.fetchBatchSize,
       deleteJobs: this.options.deleteJobs,
       onError: (error) => this.emit("worker:error", { worker: this, error, action: "finish" }),
-      onBatch: (batch) => {
+      onBatch: (batch, durationMs) => {
+        if (this.hasListeners("worker:outcomes"))
+          this.emit("worker:outcomes", { worker: this, count: batch.length, durationMs });
         // Written: a released lock may have unblocked the next job of that lock (no
         // NOTIFY tells us), and one-shot must look again before stopping.
         if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
@@ -205,6 +205,21 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     return this.#workerId;
   }
 
+  /** The worker's name (option `name`). */
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** Emitted on the worker, then on its app (whose listeners see every worker of the process). */
+  override emit<K extends keyof WorkerEvents>(event: K, payload: WorkerEvents[K]): void {
+    super.emit(event, payload);
+    (this.app as { emit(event: keyof AppEvents, payload: unknown): void }).emit(event, payload);
+  }
+
+  override hasListeners(event: keyof WorkerEvents): boolean {
+    return super.hasListeners(event) || this.app.hasListeners(event);
+  }
+
   get state(): State {
     return this.#state;
   }
@@ -212,6 +227,27 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Jobs running now. */
   get runningJobs(): Job[] {
     return [...this.#running.values()].map((r) => r.job);
+  }
+
+  /** Where `/livez` and `/readyz` are served (option `probes`) while the worker runs, else null. */
+  get probesAddress(): { address: string; family: string; port: number } | null {
+    return this.#probes?.address ?? null;
+  }
+
+  /** What `/livez` and `/readyz` answer, for a host that serves its own HTTP (see probes.ts). */
+  health(): WorkerHealth {
+    return workerHealth({
+      state: this.#state,
+      registered: this.#workerId !== null,
+      schemaCurrent: this.#schemaCurrent,
+      beatOwed: this.#beatOwed,
+      fetchLoopAt: this.#fetchLoopAt,
+      heartbeatLoopAt: this.#heartbeatLoopAt,
+      pollInterval: this.options.pollInterval,
+      heartbeatInterval: this.options.heartbeatInterval,
+      fetchBackoffMaxMs: MAX_BACKOFF_MS,
+      now: performance.now(),
+    });
   }
 
   /**
@@ -234,15 +270,21 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       throw error;
     }
     try {
+      // Liveness counts from here until the loops first come round.
+      this.#fetchLoopAt = this.#heartbeatLoopAt = performance.now();
+      if (this.options.probes)
+        this.#probes = await ProbeServer.start(this.options.probes, () => this.health(), this.logger);
       // Two connections, so that a fetch and a batch of completions run side by side
       // (measured: +50% drain rate at concurrency 10 over one connection).
       this.#reserved = this.app.connector.reserve(2);
       // On the reserved connections too: the pool stays for tasks and deferrers only.
       await this.app.checkSchema(this.#reserved);
+      this.#schemaCurrent = true;
       this.#jm = this.app.jobManager.on(this.#reserved);
       this.#workerId = await this.#register();
     } catch (error) {
       this.#state = "stopped";
+      await this.#probes?.close();
       await this.#reserved?.close();
       await this.app.close();
       throw error;
@@ -281,6 +323,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       return Promise.resolve();
     }
     if (!this.#stopPromise) {
+      // /readyz turns 503 here, synchronously; the fetch loop sees this state only after
+      // its next await, so readiness always flips before fetching stops.
       if (this.#state === "running") this.#state = "draining";
       this.logger.info(
         { action: "stop_worker", running: this.#running.size },
@@ -407,6 +451,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let backoff = 0;
     let checkScheduled = true;
     while (this.#state === "running") {
+      this.#fetchLoopAt = performance.now();
       if (this.#beatOwed && !(await this.#beat())) {
         await this.#wakeup.wait(Math.min(1000, this.options.heartbeatInterval));
         continue;
@@ -673,14 +718,18 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     if (job.abortRequested) abort.abort(new JobAbortedError());
     const ctx = new RunContext(this.#contextBase, running) as unknown as JobContext<never>;
-    // The worker's middleware outermost, then the task's, then the task itself.
+    // The app's middleware outermost (plugins: tracing), then the worker's, then the
+    // task's, then the task itself.
     const taskMiddleware = task.options.middleware ?? [];
+    const appMiddleware = this.app.middleware;
     try {
       // Awaited inside the try: a handler that throws synchronously is caught like a rejection.
       const value =
-        this.options.middleware.length === 0 && taskMiddleware.length === 0
+        appMiddleware.length === 0 && this.options.middleware.length === 0 && taskMiddleware.length === 0
           ? await task.handler(args as never, ctx)
-          : await [...this.options.middleware, ...taskMiddleware].reduceRight<() => Promise<unknown>>(
+          : await [...appMiddleware, ...this.options.middleware, ...taskMiddleware].reduceRight<
+              () => Promise<unknown>
+            >(
               (next, middleware) => () => middleware(ctx as JobContext<unknown>, next),
               async () => task.handler(args as never, ctx),
             )();
@@ -712,7 +761,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
    */
   #jobLogger(running: RunningJob): Logger {
     const { job } = running;
-    running.logger ??= this.logger.child({ jobId: job.id, task: job.task, attempt: job.attempts });
+    running.logger ??= this.logger.child({
+      jobId: job.id,
+      task: job.task,
+      attempt: job.attempts,
+      ...this.app.logBindingsFor(job),
+    });
     return running.logger;
   }
 
@@ -731,7 +785,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       return;
     }
     const { job } = running;
-    this.logger[level]({ jobId: job.id, task: job.task, attempt: job.attempts, ...obj }, message);
+    this.logger[level](
+      { jobId: job.id, task: job.task, attempt: job.attempts, ...this.app.logBindingsFor(job), ...obj },
+      message,
+    );
   }
 
   /** Decide between retry, aborted and failed for a run that threw. */
@@ -772,7 +829,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         { action: "job_error_retry", error, retryAt: retry.at },
         `job ${job.id} failed; retrying at ${retry.at.toISOString()}`,
       );
-      this.emit("job:retry", { worker: this, job, error, retryAt: retry.at });
+      this.emit("job:retry", {
+        worker: this,
+        job,
+        error,
+        retryAt: retry.at,
+        durationMs: Date.now() - running.startedAt,
+      });
       this.#record(running, { kind: "failure", job, status: "todo", error: serialized, retry }, error);
       return;
     }
@@ -842,6 +905,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     // After a failed beat, tries again every second: the first beat after the
     // database comes back is the one that matters (see #beatOwed).
     while (!this.#finalStop()) {
+      this.#heartbeatLoopAt = performance.now();
       await this.#beatWakeup.wait(this.#beatOwed ? Math.min(1000, heartbeatInterval) : heartbeatInterval);
       if (this.#finalStop()) break;
       await this.#beat();
@@ -885,6 +949,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       if (this.#beatOwed) {
         this.#beatOwed = false;
         this.logger.info({ action: "heartbeat_restored" }, "heartbeat restored: resuming work");
+        this.emit("worker:reconnect", { worker: this });
         this.#startBuffered();
         this.#wakeup.wake();
       }
@@ -1039,6 +1104,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       });
     }
     await this.#reserved?.close();
+    await this.#probes?.close();
     for (const [signal, handler] of this.#signalHandlers) process.off(signal, handler);
     this.#signalHandlers.length = 0;
     this.#state = "stopped";
