@@ -142,13 +142,16 @@ for (const [name, file] of Object.entries(tgz)) {
 step("publint and attw on every tarball");
 for (const [name, file] of Object.entries(tgz)) {
   run(bin("publint"), ["run", file, "--strict"], { cwd: work });
-  const esmOnly = !readJson(join(work, "unpacked", name, "package", "package.json")).exports["."].require;
-  run(
-    bin("attw"),
-    [file, "--format", "ascii", "--no-emoji", "--no-color", ...(esmOnly ? ["--profile", "esm-only"] : [])],
-    { cwd: work },
-  );
-  console.log(`  ${name}: checked${esmOnly ? " (ESM only)" : ""}`);
+  const { exports } = readJson(join(work, "unpacked", name, "package", "package.json"));
+  const esmOnly = !exports["."].require;
+  // Subpath exports (@proc/otel/prometheus) need a resolver that reads `exports`: TypeScript's
+  // legacy node10 mode cannot, so those packages are held to the node16 profile (node16, bundler).
+  const subpaths = Object.keys(exports).some((k) => k !== "." && k !== "./package.json");
+  const profile = esmOnly ? "esm-only" : subpaths ? "node16" : "strict";
+  run(bin("attw"), [file, "--format", "ascii", "--no-emoji", "--no-color", "--profile", profile], {
+    cwd: work,
+  });
+  console.log(`  ${name}: checked (attw profile ${profile})`);
 }
 
 // ---- 4. the full fixture project --------------------------------------------------------------
@@ -160,7 +163,16 @@ writeJson(join(app, "package.json"), {
   private: true,
   type: "module",
   dependencies: Object.fromEntries(Object.entries(tgz).map(([n, f]) => [n, `file:${f}`])),
-  devDependencies: { typescript: "5.9.3", tsx: "^4.23.15", "@types/node": "^20.19.0", jest: "^30.0.0" },
+  devDependencies: {
+    typescript: "5.9.3",
+    tsx: "^4.23.15",
+    "@types/node": "^20.19.0",
+    jest: "^30.0.0",
+    // @proc/otel's peers: the API, and for @proc/otel/prometheus the metrics SDK and exporter.
+    "@opentelemetry/api": "^1.9.0",
+    "@opentelemetry/sdk-metrics": "~2.12.0",
+    "@opentelemetry/exporter-prometheus": "~0.223.0",
+  },
 });
 npmInstall(app);
 const copies = findAll(join(app, "node_modules"), "@proc/core");
@@ -195,7 +207,11 @@ try {
 
   step("@proc/testing under node:test and jest");
   run("node", ["--test", "testing.node.test.mjs"], { cwd: app, show: true });
-  run(join(app, "node_modules", ".bin", "jest"), ["--ci", "testing.jest.test.cjs"], { cwd: app, show: true });
+  run(join(app, "node_modules", ".bin", "jest"), ["--ci", "testing.jest.test.cjs"], {
+    cwd: app,
+    show: true,
+    env: { NODE_OPTIONS: "--experimental-vm-modules" },
+  });
 } finally {
   database.drop();
 }
