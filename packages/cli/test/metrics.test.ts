@@ -57,14 +57,15 @@ describe.skipIf(skipDb)("proc metrics", () => {
     const { port } = JSON.parse(line) as { port: number };
     const probe = (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.status);
     expect(await probe("/livez")).toBe(200);
-    for (let i = 0; i < 100 && (await probe("/readyz")) !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && (await probe("/readyz")) !== 200; i++)
+      await new Promise((r) => setTimeout(r, 100));
     expect(await probe("/readyz")).toBe(200);
     // A job that runs until aborted keeps the worker draining after the signal.
     await t.db.app.configureTask("sleep", { allowUnknown: true }).defer({ ms: 60_000 });
     for (let i = 0; i < 100 && (await t.db.app.jobManager.listJobs({ status: "doing" })).length === 0; i++)
       await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGTERM");
-    await child.waitForStderr("\"signal_graceful\"");
+    await child.waitForStderr('"signal_graceful"');
     expect(await probe("/readyz")).toBe(503);
     expect(await probe("/livez")).toBe(200);
     child.kill("SIGTERM"); // the second signal: abort now

@@ -26,7 +26,8 @@ export async function worker(s: Session): Promise<number> {
     listenNotify: !v.bool("no-listen"),
     pollInterval: pollInterval === undefined ? undefined : pollInterval * 1000,
     deleteJobs,
-    probes: probesPort === undefined ? null : { port: probesPort, host: v.string("probes-host") ?? "127.0.0.1" },
+    probes:
+      probesPort === undefined ? null : { port: probesPort, host: v.string("probes-host") ?? "127.0.0.1" },
     handleSignals: true,
     // The CLI owns the process's stderr: -v, -q and --log-format apply to the worker's lines.
     logger: s.logger,
