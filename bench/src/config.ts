@@ -5,12 +5,19 @@ export const SYSTEM_NAMES = [
   "proc",
   "proc-small-heap",
   "proc-delete",
+  "proc-otel",
+  "proc-otel-sdk",
   "graphile",
   "graphile-lq",
   "pgboss",
   "sql",
 ] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
+/**
+ * Systems run when --systems is not given. The @proc/otel variants measure what tracing costs
+ * proc itself, not a comparison with peers: ask for them (`--systems proc,proc-otel,proc-otel-sdk`).
+ */
+const DEFAULT_SYSTEMS = SYSTEM_NAMES.filter((s) => s !== "proc-otel" && s !== "proc-otel-sdk");
 
 /** Scenarios by id; "resources" (worker RSS, connections) is read off the drains. */
 export const SCENARIO_IDS = ["batch", "single", "drain", "latency", "history"] as const;
@@ -80,8 +87,13 @@ const USAGE = `usage: pnpm bench [--quick] [--only batch,single,drain,latency,hi
                   scenarios replace the same scenarios of earlier files)
 env: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
 
-function parseList<T extends string>(flag: string, value: string | undefined, known: readonly T[]): T[] {
-  if (value === undefined) return [...known];
+function parseList<T extends string>(
+  flag: string,
+  value: string | undefined,
+  known: readonly T[],
+  defaults: readonly T[] = known,
+): T[] {
+  if (value === undefined) return [...defaults];
   const items = value
     .split(",")
     .map((s) => s.trim())
@@ -118,7 +130,7 @@ export function readConfig(argv: string[]): BenchConfig {
     if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps: expected a positive integer\n${USAGE}`);
     sizes.repetitions = reps;
   }
-  const systems = parseList("systems", values.systems, SYSTEM_NAMES);
+  const systems = parseList("systems", values.systems, SYSTEM_NAMES, DEFAULT_SYSTEMS);
   if (!systems.includes("proc"))
     console.error("note: proc is not among --systems, so the ratio column stays empty");
   return {

@@ -12,6 +12,8 @@ const LOADERS: Record<SystemName, () => Promise<System>> = {
   proc: async () => (await import("./proc.js")).proc,
   "proc-small-heap": async () => (await import("./proc.js")).proc,
   "proc-delete": async () => (await import("./proc.js")).procDelete,
+  "proc-otel": async () => (await import("./proc.js")).procOtel,
+  "proc-otel-sdk": async () => (await import("./proc.js")).procOtelSdk,
   graphile: async () => (await import("./graphile.js")).graphile,
   "graphile-lq": async () => (await import("./graphile.js")).graphileLocalQueue,
   pgboss: async () => (await import("./pgboss.js")).pgboss,

@@ -7,25 +7,66 @@ import type { Producer, ProducerContext, System, WorkerSpec } from "./types.js";
 
 const TASK = "noop";
 
+/**
+ * What a system adds for tracing: nothing; @proc/otel on OpenTelemetry's global no-op providers
+ * (the cost of installing the plugin in an app without an SDK); or @proc/otel with the SDK
+ * registered as an app would: spans batched to an exporter (one that drops them, so that only
+ * proc's and the SDK's own cost is measured), metrics recorded into a reader collected every 60 s.
+ */
+type Tracing = "none" | "noop" | "sdk";
+
+let sdkRegistered = false;
+async function registerSdk(): Promise<void> {
+  if (sdkRegistered) return;
+  sdkRegistered = true;
+  const api = await import("@opentelemetry/api");
+  const { AsyncLocalStorageContextManager } = await import("@opentelemetry/context-async-hooks");
+  const { BasicTracerProvider, BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+  const { MeterProvider, PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
+  const discard = {
+    export: (_items: unknown, done: (result: { code: number }) => void) => done({ code: 0 }),
+    shutdown: async () => {},
+  };
+  api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  api.trace.setGlobalTracerProvider(
+    new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(discard)] }),
+  );
+  api.metrics.setGlobalMeterProvider(
+    new MeterProvider({
+      readers: [
+        new PeriodicExportingMetricReader({ exporter: discard as never, exportIntervalMillis: 60_000 }),
+      ],
+    }),
+  );
+}
+
 /** An app with the benchmark's one task; quiet, as every system here is. */
-function makeApp(connector: PgConnector, onJob: (args: JobArgs) => void = () => {}) {
+async function makeApp(
+  connector: PgConnector,
+  onJob: (args: JobArgs) => void = () => {},
+  tracing: Tracing = "none",
+) {
   const app = new App({ connector, logger: silentLogger });
+  if (tracing !== "none") {
+    if (tracing === "sdk") await registerSdk();
+    const { otel } = await import("@proc/otel");
+    // The queue gauges are read only at a collection, which a drain never reaches.
+    app.use(otel());
+  }
   const task = app.task<JobArgs>({ name: TASK }, (args) => {
     onJob(args);
   });
   return { app, task };
 }
 
-export const proc: System = {
-  name: "proc",
-
-  async openProducer({ databaseUrl, sql }: ProducerContext): Promise<Producer> {
+function producer(tracing: Tracing): System["openProducer"] {
+  return async ({ databaseUrl, sql }: ProducerContext): Promise<Producer> => {
     // The parent's pool is its own (PgConnector's `pool` option): PgConnector.close()
     // stops listening for pool errors once pool.end() resolves, but pg resolves that
     // before the sockets are closed, and the DROP DATABASE ... WITH (FORCE) right after
     // then crashes the process with an unhandled 'error' event.
     const pool = quietPool(databaseUrl, 10);
-    const { app, task } = makeApp(new PgConnector({ pool }));
+    const { app, task } = await makeApp(new PgConnector({ pool }), undefined, tracing);
     await app.open();
     await app.migrate();
     return {
@@ -57,9 +98,27 @@ export const proc: System = {
         await pool.end();
       },
     };
-  },
+  };
+}
 
+export const proc: System = {
+  name: "proc",
+  openProducer: producer("none"),
   startWorker: startWorker({}),
+};
+
+/** proc with `app.use(otel())` and no OpenTelemetry SDK: what the plugin costs when unused. */
+export const procOtel: System = {
+  name: "proc-otel",
+  openProducer: producer("noop"),
+  startWorker: startWorker({}, "noop"),
+};
+
+/** proc with `app.use(otel())` and the OpenTelemetry SDK recording every span and metric. */
+export const procOtelSdk: System = {
+  name: "proc-otel-sdk",
+  openProducer: producer("sdk"),
+  startWorker: startWorker({}, "sdk"),
 };
 
 /**
@@ -72,9 +131,12 @@ export const procDelete: System = {
   startWorker: startWorker({ deleteJobs: "successful" }),
 };
 
-function startWorker(options: Pick<WorkerOptions, "deleteJobs">): System["startWorker"] {
+function startWorker(
+  options: Pick<WorkerOptions, "deleteJobs">,
+  tracing: Tracing = "none",
+): System["startWorker"] {
   return async ({ databaseUrl, concurrency, oneShot, onJob }: WorkerSpec) => {
-    const { app } = makeApp(new PgConnector({ connectionString: databaseUrl }), onJob);
+    const { app } = await makeApp(new PgConnector({ connectionString: databaseUrl }), onJob, tracing);
     // No signal handlers: the child is stopped over IPC. A drain runs one-shot
     // (wait: false), the documented way to empty a queue; fetchBatchSize and prefetch
     // stay at their defaults.
