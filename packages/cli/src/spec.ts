@@ -190,6 +190,13 @@ export const COMMANDS: readonly CommandSpec[] = [
         help: "refuse the job if one with this queueing lock is waiting (todo)",
       },
       {
+        name: "on-conflict",
+        type: "string",
+        value: "error|ignore|replace",
+        help: "when the queueing lock is taken: fail, defer nothing (print the waiting job's id), or give the waiting job these args and schedule (print its id)",
+        default: "error",
+      },
+      {
         name: "ignore-already-enqueued",
         type: "boolean",
         help: "when the queueing lock is taken, print a note and exit 0",

@@ -108,6 +108,21 @@ describe.skipIf(skipDb)("proc defer and app modules", () => {
       expect(JSON.parse(json.stdout)).toEqual({ id: null, alreadyEnqueued: true, queueingLock: "mail:1" });
     });
 
+    it("--on-conflict ignore prints the waiting job's id; replace gives it the new args", async () => {
+      const args = ["defer", "send_email", "--app", MJS, "--queueing-lock", "mail:oc"];
+      const first = Number((await proc([...args, '{"to":"a"}'], t.env)).stdout.trim());
+      const ignored = await proc([...args, '{"to":"b"}', "--on-conflict", "ignore"], t.env);
+      expect(ignored).toMatchObject({ code: 0, stdout: `${first}\n` });
+      expect((await t.db.app.jobManager.getJob(first))?.args).toEqual({ to: "a" });
+      const replaced = await proc([...args, '{"to":"c"}', "--on-conflict", "replace", "--in", "60"], t.env);
+      expect(replaced).toMatchObject({ code: 0, stdout: `${first}\n` });
+      const job = await t.db.app.jobManager.getJob(first);
+      expect(job?.args).toEqual({ to: "c" });
+      expect(job?.scheduledAt?.getTime()).toBeGreaterThan(Date.now() + 50_000);
+      const bad = await proc([...args, "--on-conflict", "merge"], t.env);
+      expect(bad.code).toBe(2);
+    });
+
     it("reports invalid job options from core as a user error", async () => {
       const r = await proc(["defer", "x", "--unknown", "--priority", "99999999999"], t.env);
       expect(r.code).toBe(1);

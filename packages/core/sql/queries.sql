@@ -4,11 +4,12 @@
 -- name: defer_jobs
 -- Insert a batch of jobs atomically: one array per column ($1 queues ... $7
 -- scheduled_at; one element = the same for every job), except $6, the args as one
--- JSON array, and $8, the headers as one JSON array or NULL for none. Their ids come
--- back in order as one comma-separated text.
-SELECT string_agg(id::text, ',' ORDER BY id) AS ids
-FROM {{schema}}.defer_jobs_v3($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
-                              $7::timestamptz[], $8::jsonb) AS id;
+-- JSON array, $8, the headers as one JSON array or NULL for none, and $9 the queueing-lock
+-- conflict mode. Their ids come back in input order as one comma-separated text (with
+-- ignore or replace, an id may be a waiting job's, and appear twice).
+SELECT string_agg(d.id::text, ',' ORDER BY d.ord) AS ids
+FROM {{schema}}.defer_jobs_v4($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                              $7::timestamptz[], $8::jsonb, $9::text) WITH ORDINALITY AS d(id, ord);
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, each a new run, as one JSON array
@@ -167,3 +168,23 @@ FROM (
 ) a
 GROUP BY a.queue_name
 ORDER BY a.queue_name;
+
+-- name: delete_finished_jobs
+-- Delete at most $5 jobs of status $1 that finished more than $2 ms ago, of queue $3 (NULL:
+-- any queue) except queues $4 (NULL: none), the oldest first; returns how many. Bounded, so
+-- that no statement holds many row locks or writes a burst of WAL; SKIP LOCKED, so that the
+-- retention passes of several workers share the work instead of queueing behind each other.
+-- Reads jobs_finished_at_idx in order: only finished jobs have a finished_at.
+WITH doomed AS (
+  SELECT j.id FROM {{schema}}.jobs j
+  WHERE j.finished_at < now() - make_interval(secs => $2::double precision / 1000)
+    AND j.status = $1::text::{{schema}}.job_status
+    AND ($3::text IS NULL OR j.queue_name = $3::text)
+    AND ($4::text[] IS NULL OR j.queue_name <> ALL ($4::text[]))
+  ORDER BY j.finished_at
+  LIMIT $5
+  FOR UPDATE SKIP LOCKED
+), deleted AS (
+  DELETE FROM {{schema}}.jobs j USING doomed d WHERE j.id = d.id RETURNING 1
+)
+SELECT count(*)::integer AS count FROM deleted;

@@ -81,6 +81,7 @@ export type {
   JobOptions,
   TaskHandler,
   TaskMiddleware,
+  OnConflict,
   TaskOptions,
 } from "./task.js";
 export type { AbortReason, EventWorker, WorkerEventMap } from "./worker-events.js";

@@ -22,6 +22,7 @@ import {
 import type { JsonObject, JsonValue } from "./json.js";
 import type { Logger } from "./logger.js";
 import type { QueryName, SqlCatalog } from "./sql.js";
+import type { OnConflict } from "./task.js";
 import { checkDuration } from "./validate.js";
 
 /** A job to insert, already validated by the deferrer. */
@@ -35,6 +36,8 @@ export interface NewJob {
   scheduledAt: Date | null;
   /** Set by defer interceptors (app.interceptDefer); omitted or null: none. */
   headers?: JobHeaders | null;
+  /** What a taken queueing lock does (JobOptions.onConflict); the same for every job of a call. @defaultValue "error" */
+  onConflict?: OnConflict;
 }
 
 export interface ListJobsFilter {
@@ -187,6 +190,9 @@ export class JobManager {
     // whose value is the same for every job (a batch of one task) is sent once.
     const n = jobs.length;
     const first = jobs[0]!;
+    const onConflict = first.onConflict ?? "error";
+    if (jobs.some((j) => (j.onConflict ?? "error") !== onConflict))
+      throw new InvalidOptions("deferJobs", ["onConflict: every job of one call must have the same mode"]);
     const firstAt = first.scheduledAt?.getTime() ?? null;
     const same = {
       queue: true,
@@ -236,6 +242,7 @@ export class JobManager {
           argsJson,
           column(same.scheduledAt, (j) => j.scheduledAt?.toISOString() ?? null),
           anyHeaders ? JSON.stringify(jobs.map((j) => j.headers ?? null)) : null,
+          onConflict,
         ],
         q,
       );
@@ -490,6 +497,32 @@ export class JobManager {
   async deleteOldJobs(options: { olderThanHours: number; statuses?: JobStatus[] }): Promise<number> {
     const statuses = options.statuses ?? ["succeeded", "failed", "cancelled", "aborted"];
     const [row] = await this.#run<{ count: number }>("delete_old_jobs", [options.olderThanHours, statuses]);
+    return row?.count ?? 0;
+  }
+
+  /**
+   * Delete at most `limit` jobs of one finished status that finished more than `olderThanMs`
+   * ago, of `queue` (or any) except `exceptQueues`, oldest first; returns how many. One bounded
+   * statement: retention (in @proc/scheduler) calls it until it deletes fewer than `limit`.
+   */
+  async deleteFinishedJobs(options: {
+    status: JobStatus;
+    olderThanMs: number;
+    queue?: string | null;
+    exceptQueues?: readonly string[] | null;
+    limit: number;
+  }): Promise<number> {
+    if (!FINAL_STATUSES.includes(options.status))
+      throw new InvalidOptions("deleteFinishedJobs", [
+        `status: one of ${FINAL_STATUSES.join(", ")} (a job that is ${options.status} has not finished)`,
+      ]);
+    const [row] = await this.#run<{ count: number }>("delete_finished_jobs", [
+      options.status,
+      options.olderThanMs,
+      options.queue ?? null,
+      options.exceptQueues?.length ? options.exceptQueues : null,
+      options.limit,
+    ]);
     return row?.count ?? 0;
   }
 

@@ -63,6 +63,9 @@ export function durationMs(d: Duration): number {
   );
 }
 
+export type OnConflict = "error" | "ignore" | "replace";
+const ON_CONFLICT: readonly OnConflict[] = ["error", "ignore", "replace"];
+
 /** Where and how a job is deferred. Set per task, overridden by `configure()`. */
 export interface JobOptions {
   /** @defaultValue "default" */
@@ -71,8 +74,16 @@ export interface JobOptions {
   priority?: number;
   /** At most one job with this lock runs at a time, in priority then id order. */
   lock?: string | null;
-  /** At most one todo job with this queueing lock; a second defer throws AlreadyEnqueued. */
+  /** At most one todo job with this queueing lock; what a second defer does is `onConflict`. */
   queueingLock?: string | null;
+  /**
+   * When a todo job already holds the queueing lock: "error" throws AlreadyEnqueued (and a
+   * batch inserts nothing); "ignore" defers nothing and returns the waiting job's id;
+   * "replace" gives the waiting job the new args, schedule and headers and returns its id
+   * (with `scheduleIn`, a debounce: one run, after the last defer, with the latest args).
+   * @defaultValue "error"
+   */
+  onConflict?: OnConflict;
   /** Run no earlier than this date. */
   scheduleAt?: Date;
   /** Run no earlier than this long from now. */
@@ -145,6 +156,12 @@ export class Deferrer<Args> {
   async batchDefer(argsList: readonly Args[], call?: DeferCallOptions): Promise<number[]> {
     const jobs: NewJob[] = [];
     const scheduledAt = scheduledAtOf(this.options);
+    const onConflict = this.options.onConflict ?? "error";
+    if (onConflict !== "error" && !this.options.queueingLock)
+      throw new InvalidArgs(
+        `onConflict ${JSON.stringify(onConflict)} needs a queueingLock (it names the waiting job a defer joins); nothing was deferred`,
+        ["onConflict needs a queueingLock"],
+      );
     for (const [i, args] of argsList.entries()) {
       assertJsonArgs(args, argsList.length > 1 ? `args[${i}]` : "args");
       if (this.#schema) {
@@ -163,6 +180,7 @@ export class Deferrer<Args> {
         queueingLock: this.options.queueingLock ?? null,
         args: args as JsonObject,
         scheduledAt,
+        onConflict,
       });
     }
     return this.#target().deferJobs(jobs, call);
@@ -211,11 +229,11 @@ export class Task<Args = JsonObject, Result = unknown> {
   }
 
   #deferrer(): Deferrer<Args> {
-    const { queue, priority, lock, queueingLock } = this.options;
+    const { queue, priority, lock, queueingLock, onConflict } = this.options;
     return new Deferrer<Args>(
       () => this.app,
       this.name,
-      { queue, priority, lock, queueingLock },
+      { queue, priority, lock, queueingLock, onConflict },
       this.options.schema,
     );
   }
@@ -264,6 +282,10 @@ export function jobOptionProblems(options: JobOptions): string[] {
   if (options.queueingLock != null)
     add(checkName("queueingLock", options.queueingLock, NAME_LIMITS.queueingLock));
   if (options.priority !== undefined) add(checkPriority(options.priority));
+  if (options.onConflict !== undefined && !ON_CONFLICT.includes(options.onConflict))
+    problems.push(
+      `onConflict must be "error", "ignore" or "replace", got ${JSON.stringify(options.onConflict)}`,
+    );
   if (options.scheduleAt !== undefined) add(checkDate("scheduleAt", options.scheduleAt));
   if (options.scheduleIn !== undefined) {
     const ms =

@@ -9,3 +9,5 @@ export type {
   SchedulerExtension,
   SchedulerOptions,
 } from "./scheduler.js";
+export { deleteExpiredJobs } from "./retention.js";
+export type { RetentionAge, RetentionOptions, RetentionRules } from "./retention.js";

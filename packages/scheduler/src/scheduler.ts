@@ -1,3 +1,4 @@
+import { type RetentionOptions, retentionRules, runRetention } from "./retention.js";
 import {
   type App,
   type InvalidArgs,
@@ -60,6 +61,12 @@ export interface SchedulerOptions {
   maxSleep?: number;
   /** Default `maxDelay` of periodic tasks, in ms. @defaultValue 600000 (10 minutes) */
   maxDelay?: number;
+  /**
+   * Delete finished jobs once they are this old, by status and queue, in bounded batches, as
+   * a service every worker runs: `{ succeeded: "1d", failed: "30d", queues: { audit: { succeeded: null } } }`.
+   * @defaultValue none: finished jobs are kept
+   */
+  retention?: RetentionOptions;
 }
 
 /**
@@ -109,12 +116,18 @@ export function scheduler(options: SchedulerOptions = {}): Plugin<SchedulerExten
   if (!(Number.isFinite(maxDelay) && maxDelay >= 0))
     problems.push(`maxDelay must be a number of ms >= 0 (got ${String(maxDelay)})`);
   if (problems.length) throw new InvalidOptions("scheduler", problems);
+  const retention = options.retention ? retentionRules(options.retention) : null;
 
   return {
     name: "scheduler",
     setup(app) {
       const registry = new Scheduler(app, { maxSleep, maxDelay });
       app.addWorkerService({ name: "scheduler", run: (ctx) => registry.run(ctx) });
+      if (retention?.rules.length)
+        app.addWorkerService({
+          name: "retention",
+          run: (ctx) => runRetention(ctx, retention.rules, retention.interval, retention.batchSize),
+        });
       return {
         periodic: <Args>(
           o: PeriodicOptions<Args> & PeriodicArgsOption<Args>,

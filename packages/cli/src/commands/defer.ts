@@ -17,6 +17,7 @@ export async function defer(s: Session): Promise<number> {
     queue: v.string("queue"),
     lock: v.string("lock"),
     queueingLock: v.string("queueing-lock"),
+    onConflict: v.choice("on-conflict", ["error", "ignore", "replace"] as const),
     priority: v.int("priority"),
     scheduleAt: at,
     scheduleIn: inSeconds === undefined ? undefined : { seconds: inSeconds },
