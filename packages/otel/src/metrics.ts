@@ -1,4 +1,4 @@
-import type { Attributes, Meter } from "@opentelemetry/api";
+import { type Attributes, type Meter, createNoopMeter } from "@opentelemetry/api";
 import type { App, Job } from "@proc/core";
 import { PROC_QUEUE, PROC_STATUS, PROC_TASK, PROC_WORKER } from "./attributes.js";
 
@@ -9,6 +9,9 @@ const SECONDS_BUCKETS = [
 ];
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000];
 
+/** The class of the API's no-op meter (the API exports a factory, not the class). */
+const NOOP_METER = createNoopMeter().constructor;
+
 const of = (job: Job): Attributes => ({ [PROC_QUEUE]: job.queue, [PROC_TASK]: job.task });
 
 /**
@@ -17,6 +20,10 @@ const of = (job: Job): Attributes => ({ [PROC_QUEUE]: job.queue, [PROC_TASK]: jo
  * by one query per collection, shared by every gauge.
  */
 export function installMetrics(app: App, meter: Meter, options: { queueGauges: boolean }): void {
+  // No meter provider registered (the API's no-op meter; the metrics API has no proxy, so one
+  // registered later is never used by this meter either): record nothing, and add no listener
+  // that would make every worker build event payloads for nothing.
+  if (meter.constructor === NOOP_METER) return;
   const counter = (name: string, description: string) =>
     meter.createCounter(name, { description, unit: "{job}" });
   const deferred = counter("proc.jobs.deferred", "Jobs deferred by this process");

@@ -7,6 +7,7 @@ import {
   SpanStatusCode,
   type Tracer,
   context,
+  isSpanContextValid,
   trace,
 } from "@opentelemetry/api";
 import type { App, Job, JobContext, NewJob } from "@proc/core";
@@ -52,6 +53,12 @@ export function installTracing(app: App, tracer: Tracer, parent: RunSpanParent):
 
   app.addMiddleware((ctx, next) => {
     const span = startRunSpan(tracer, ctx, parent);
+    if (isNoop(span)) {
+      // No SDK (the API's no-op tracer): nothing to record or to make active. Keeping this
+      // path free of contexts, listeners and map entries is what "no cost without an SDK" means.
+      span.end();
+      return next();
+    }
     runs.set(ctx.job as Job, span);
     // Why the run's signal aborted (abort request, timeout, shutdown, recovered elsewhere).
     ctx.signal.addEventListener(
@@ -112,29 +119,38 @@ async function deferSpan(
   };
   if (queue !== null) attributes[MESSAGING_DESTINATION_NAME] = queue;
   if (jobs.length > 1) attributes[MESSAGING_BATCH_MESSAGE_COUNT] = jobs.length;
-  return tracer.startActiveSpan(
-    queue === null ? "send" : `send ${queue}`,
-    { kind: SpanKind.PRODUCER, attributes },
-    async (span) => {
-      try {
-        // The producer span's own context: each run links to (or continues) this span.
-        // Nothing is added when no SDK is registered (the span context is then invalid).
-        const headers = contextHeaders(span.spanContext());
-        const carried =
-          Object.keys(headers).length === 0
-            ? jobs
-            : jobs.map((job) => ({ ...job, headers: { ...job.headers, ...headers } }));
-        const ids = await next(carried);
-        if (ids.length === 1) span.setAttribute(MESSAGING_MESSAGE_ID, String(ids[0]));
-        return ids;
-      } catch (error) {
-        failed(span, error);
-        throw error;
-      } finally {
-        span.end();
-      }
-    },
-  );
+  const span = tracer.startSpan(queue === null ? "send" : `send ${queue}`, {
+    kind: SpanKind.PRODUCER,
+    attributes,
+  });
+  if (isNoop(span)) {
+    span.end();
+    return next(jobs);
+  }
+  return context.with(trace.setSpan(context.active(), span), async () => {
+    try {
+      // The producer span's own context: each run links to (or continues) this span.
+      // Nothing is added when no SDK is registered (the span context is then invalid).
+      const headers = contextHeaders(span.spanContext());
+      const carried =
+        Object.keys(headers).length === 0
+          ? jobs
+          : jobs.map((job) => ({ ...job, headers: { ...job.headers, ...headers } }));
+      const ids = await next(carried);
+      if (ids.length === 1) span.setAttribute(MESSAGING_MESSAGE_ID, String(ids[0]));
+      return ids;
+    } catch (error) {
+      failed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** A span of the API's no-op tracer (no SDK registered): it records nothing and carries no context. */
+function isNoop(span: Span): boolean {
+  return !span.isRecording() && !isSpanContextValid(span.spanContext());
 }
 
 function startRunSpan(tracer: Tracer, ctx: JobContext<unknown>, parent: RunSpanParent): Span {

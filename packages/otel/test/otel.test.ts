@@ -239,6 +239,8 @@ describe.each(backends())("@proc/otel on %s", (backend) => {
     const plain = await createTestApp(backend);
     try {
       plain.app.use(otel());
+      // No meter provider: no listener, so workers build no event payloads for metrics.
+      expect(plain.app.hasListeners("job:start")).toBe(false);
       const quiet = plain.app.task({ name: "quiet" }, async () => {});
       const id = await quiet.defer({});
       expect((await plain.app.jobManager.getJob(id))?.headers).toBeNull();
