@@ -19,6 +19,7 @@ export const PACKAGES = [
   "cli",
   "testing",
   "otel",
+  "dashboard",
 ];
 
 /** The published packages whose public entry point exists (a package being written may lack it). */

@@ -163,6 +163,9 @@ function commandIndex(argv: readonly string[]): number {
 
 function findCommand(rest: readonly string[]): { command: CommandSpec; tail: string[] } {
   const name = rest[0]!;
+  // A command that is also the head of subcommands (`proc queues`, `proc queues pause <q>`).
+  const sub = COMMANDS.find((c) => c.path.length === 2 && c.path[0] === name && c.path[1] === rest[1]);
+  if (sub && !(name in GROUPS)) return { command: sub, tail: rest.slice(2) };
   if (name in GROUPS) {
     const sub = rest[1]!;
     const subs = COMMANDS.filter((c) => c.path[0] === name).map((c) => c.path[1]!);

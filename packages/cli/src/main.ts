@@ -1,8 +1,9 @@
 import { consoleLogger, isProcError, redact } from "@proc/core";
 import packageJson from "../package.json" with { type: "json" };
 import { type Env, type Values, parse } from "./args.js";
+import { dashboardCommand } from "./commands/dashboard.js";
 import { defer } from "./commands/defer.js";
-import { healthcheck, queues, stalled, workers } from "./commands/inspect.js";
+import { healthcheck, queues, queuesPause, queuesResume, stalled, workers } from "./commands/inspect.js";
 import { jobsCancel, jobsList, jobsRetry, jobsShow } from "./commands/jobs.js";
 import { metricsCommand } from "./commands/metrics.js";
 import { schemaApply, schemaSql, schemaStatus } from "./commands/schema.js";
@@ -34,10 +35,13 @@ const RUN: Record<string, (s: Session) => Promise<number>> = {
   "jobs retry": jobsRetry,
   "jobs cancel": jobsCancel,
   queues,
+  "queues pause": queuesPause,
+  "queues resume": queuesResume,
   workers,
   stalled,
   healthcheck,
   metrics: metricsCommand,
+  dashboard: dashboardCommand,
 };
 
 /**

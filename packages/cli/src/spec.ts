@@ -309,6 +309,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
   },
   {
+    path: ["queues", "pause"],
+    summary: "pause a queue: no worker starts its jobs until it is resumed (deferring still works)",
+    args: [{ name: "queue", required: true }],
+    options: [],
+    details:
+      "Stored in the database: it outlives every worker. Workers drop the queue's prefetched jobs " +
+      "at once (NOTIFY; without it, they start no new claim of it); running jobs finish.",
+  },
+  {
+    path: ["queues", "resume"],
+    summary: "resume a paused queue",
+    args: [{ name: "queue", required: true }],
+    options: [],
+  },
+  {
     path: ["metrics"],
     summary: "serve the queue metrics in the Prometheus text format at /metrics until stopped",
     args: [],
@@ -327,6 +342,37 @@ export const COMMANDS: readonly CommandSpec[] = [
       "from the database at each scrape, and whatever the app module counts. Counters of job runs " +
       "come from the workers: run them with --metrics-port. Needs @proc/otel, @opentelemetry/api, " +
       "@opentelemetry/sdk-metrics and @opentelemetry/exporter-prometheus.",
+  },
+  {
+    path: ["dashboard"],
+    summary: "serve the web dashboard (queues, jobs, job history, live) until stopped",
+    args: [],
+    options: [
+      {
+        name: "port",
+        type: "string",
+        value: "port",
+        help: "TCP port to listen on (0: any free port)",
+        default: "8080",
+      },
+      { name: "host", type: "string", value: "host", help: "address to bind", default: "127.0.0.1" },
+      { name: "base-path", type: "string", value: "path", help: "path to serve it under", default: "/" },
+      {
+        name: "actions",
+        type: "boolean",
+        help: "enable retry, cancel, abort and delete (needs --token)",
+      },
+      {
+        name: "token",
+        type: "string",
+        value: "secret",
+        help: "the token every action must carry (at least 16 characters)",
+      },
+    ],
+    details:
+      "Read-only and bound to 127.0.0.1 unless told otherwise. With --actions, every action needs " +
+      "the token (typed in the page, or sent as Authorization: Bearer) and comes from the dashboard's " +
+      "own pages (CSRF token, same-origin check). Needs @proc/dashboard.",
   },
   {
     path: ["healthcheck"],

@@ -188,3 +188,16 @@ WITH doomed AS (
   DELETE FROM {{schema}}.jobs j USING doomed d WHERE j.id = d.id RETURNING 1
 )
 SELECT count(*)::integer AS count FROM deleted;
+
+-- name: delete_job
+-- Delete job $1 unless it is running (doing): its status before deletion, no row when
+-- nothing was deleted. A running job is cancelled with abort first.
+DELETE FROM {{schema}}.jobs WHERE id = $1::bigint AND status <> 'doing' RETURNING status;
+
+-- name: pause_queue
+-- Pause ($2 true) or resume queue $1; whether that changed something.
+SELECT {{schema}}.pause_queue_v1($1::text, $2::boolean) AS changed;
+
+-- name: list_paused_queues
+-- The paused queues, oldest pause first.
+SELECT queue_name AS queue, paused_at FROM {{schema}}.paused_queues ORDER BY paused_at, queue_name;

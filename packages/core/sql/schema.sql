@@ -343,6 +343,38 @@ BEGIN
 END;
 $$;
 
+-- Paused queues: their jobs are not claimed (fetch_jobs_v3 reads this table once per
+-- fetch) until resumed; deferring still works, running jobs finish. A row per queue,
+-- whether or not it has jobs, so that a pause outlives every worker and even an empty queue.
+CREATE TABLE {{schema}}.paused_queues (
+  queue_name text COLLATE "C" PRIMARY KEY CHECK (length(queue_name) BETWEEN 1 AND 128),
+  paused_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Pause (p_paused) or resume queue p_queue; true when that changed something. Tells the
+-- workers on {{channel}} ({"type": "pause" | "resume", "queue": ...}) so that they drop the
+-- queue's prefetched jobs at once and, on resume, fetch at once.
+CREATE FUNCTION {{schema}}.pause_queue_v1(p_queue text, p_paused boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_changed integer;
+BEGIN
+  IF p_paused THEN
+    INSERT INTO {{schema}}.paused_queues (queue_name) VALUES (p_queue) ON CONFLICT DO NOTHING;
+  ELSE
+    DELETE FROM {{schema}}.paused_queues WHERE queue_name = p_queue;
+  END IF;
+  GET DIAGNOSTICS v_changed = ROW_COUNT;
+  IF v_changed > 0 THEN
+    PERFORM pg_notify('{{channel}}', json_build_object(
+              'type', CASE WHEN p_paused THEN 'pause' ELSE 'resume' END, 'queue', p_queue)::text);
+  END IF;
+  RETURN v_changed > 0;
+END;
+$$;
+
 -- Claim up to p_limit ready jobs for worker p_worker_id in one round trip, returned in
 -- the order they should start (priority desc, id asc). Each claim is a new run
 -- (run + 1): the worker writes the run's outcome with that number, and the write is
@@ -381,8 +413,53 @@ DECLARE
   -- job). Safe because the rows stay locked by this transaction until it ends, so
   -- nobody else can move them.
   v_ctids tid[];
+  v_paused text[];
 BEGIN
-  IF cardinality(p_queues) = 1 THEN
+  -- Paused queues (pause_queue_v1): their jobs are not claimed. Read once per fetch; the
+  -- paths below are the usual ones unless some queue is paused.
+  SELECT array_agg(pq.queue_name) INTO v_paused FROM {{schema}}.paused_queues pq;
+  IF v_paused IS NOT NULL AND p_queues IS NOT NULL THEN
+    -- A worker of some queues: the same paths, without the paused ones.
+    p_queues := ARRAY(SELECT unnest(p_queues) EXCEPT SELECT unnest(v_paused));
+    IF cardinality(p_queues) = 0 THEN
+      RETURN;
+    END IF;
+  END IF;
+  IF v_paused IS NOT NULL AND p_queues IS NULL THEN
+    -- A worker of every queue while some are paused. Walking jobs_fetch_idx and skipping
+    -- the paused queues' jobs would read every one of them on every fetch (a paused queue
+    -- is usually the one with a backlog). Instead: the queues that have todo jobs, read
+    -- from jobs_queue_fetch_idx one step per queue (a loose index scan), the best p_limit
+    -- candidates of each unpaused queue, and the best p_limit of those, claimed.
+    SELECT array_agg(c.ctid) INTO v_ctids FROM (
+      SELECT j.ctid FROM {{schema}}.jobs j
+      WHERE j.id = ANY (ARRAY(
+              SELECT cand.id
+              FROM (
+                WITH RECURSIVE queues(name) AS (
+                  (SELECT q.queue_name FROM {{schema}}.jobs q WHERE q.status = 'todo'
+                   ORDER BY q.queue_name LIMIT 1)
+                  UNION ALL
+                  SELECT (SELECT q.queue_name FROM {{schema}}.jobs q
+                          WHERE q.status = 'todo' AND q.queue_name > queues.name
+                          ORDER BY q.queue_name LIMIT 1)
+                  FROM queues WHERE queues.name IS NOT NULL)
+                SELECT queues.name FROM queues
+                WHERE queues.name IS NOT NULL AND queues.name <> ALL (v_paused)) active,
+              LATERAL (
+                SELECT o.id, o.priority FROM {{schema}}.jobs o
+                WHERE o.status = 'todo' AND o.queue_name = active.name
+                  AND (o.scheduled_at IS NULL OR o.scheduled_at <= now())
+                  AND (o.lock IS NULL OR {{schema}}.lock_is_free_v2(o.id, o.lock, o.priority))
+                ORDER BY o.priority DESC, o.id ASC
+                LIMIT p_limit) cand
+              ORDER BY cand.priority DESC, cand.id ASC
+              LIMIT p_limit))
+        AND j.status = 'todo'
+      ORDER BY j.priority DESC, j.id ASC
+      LIMIT p_limit
+      FOR UPDATE OF j SKIP LOCKED) c;
+  ELSIF cardinality(p_queues) = 1 THEN
     -- One queue: an equality, so that jobs_queue_fetch_idx gives the order.
     SELECT array_agg(c.ctid) INTO v_ctids FROM (
       SELECT j.ctid FROM {{schema}}.jobs j

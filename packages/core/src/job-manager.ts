@@ -23,7 +23,7 @@ import type { JsonObject, JsonValue } from "./json.js";
 import type { Logger } from "./logger.js";
 import type { QueryName, SqlCatalog } from "./sql.js";
 import type { OnConflict } from "./task.js";
-import { checkDuration } from "./validate.js";
+import { NAME_LIMITS, checkDuration, checkName } from "./validate.js";
 
 /** A job to insert, already validated by the deferrer. */
 export interface NewJob {
@@ -493,6 +493,16 @@ export class JobManager {
     return row?.status ?? null;
   }
 
+  /**
+   * Delete one job that is not running (a `doing` job is asked to abort with cancelJob
+   * first). Returns the status it had, or null when nothing was deleted: no such job, or
+   * it is doing.
+   */
+  async deleteJob(id: number): Promise<JobStatus | null> {
+    const [row] = await this.#run<{ status: JobStatus }>("delete_job", [id]);
+    return row?.status ?? null;
+  }
+
   /** Delete finished jobs older than `olderThanHours`; returns how many. */
   async deleteOldJobs(options: { olderThanHours: number; statuses?: JobStatus[] }): Promise<number> {
     const statuses = options.statuses ?? ["succeeded", "failed", "cancelled", "aborted"];
@@ -524,6 +534,33 @@ export class JobManager {
       options.limit,
     ]);
     return row?.count ?? 0;
+  }
+
+  /**
+   * Pause a queue: no worker claims its jobs until resumeQueue (workers drop its prefetched
+   * jobs at once, running ones finish, deferring still works). Stored in the database, so it
+   * outlives every worker. Returns false when it was paused already.
+   */
+  pauseQueue(queue: string): Promise<boolean> {
+    return this.#pause(queue, true);
+  }
+
+  /** Resume a paused queue; false when it was not paused. */
+  resumeQueue(queue: string): Promise<boolean> {
+    return this.#pause(queue, false);
+  }
+
+  async #pause(queue: string, paused: boolean): Promise<boolean> {
+    const problem = checkName("queue", queue, NAME_LIMITS.queue);
+    if (problem) throw new InvalidOptions(paused ? "pauseQueue" : "resumeQueue", [problem]);
+    const [row] = await this.#run<{ changed: boolean }>("pause_queue", [queue, paused]);
+    return row?.changed ?? false;
+  }
+
+  /** The paused queues, oldest pause first. */
+  async listPausedQueues(): Promise<Array<{ queue: string; pausedAt: Date }>> {
+    const rows = await this.#run<{ queue: string; paused_at: Date | string }>("list_paused_queues", []);
+    return rows.map((r) => ({ queue: r.queue, pausedAt: new Date(r.paused_at) }));
   }
 
   listQueues(): Promise<Counts[]> {

@@ -432,7 +432,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     if (message.type === "abort" && typeof message.id === "number") {
       this.#abort(message.id);
-    } else if (message.type === "job") {
+    } else if (message.type === "pause" && typeof message.queue === "string") {
+      // Claims skip a paused queue already; its prefetched jobs must not start either.
+      const queue = message.queue;
+      void this.#giveBack(
+        this.#takeBuffered((job) => job.queue === queue),
+        `queue ${queue} was paused`,
+      );
+    } else if (message.type === "resume" || message.type === "job") {
       const { queues } = this.options;
       if (queues && message.queue && !queues.includes(message.queue)) return;
       if (message.at) {
@@ -559,14 +566,25 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   /** Give back jobs claimed but never started (on stop): attempts restored, not a stall. */
-  async #releaseBuffer(): Promise<void> {
-    const jobs = this.#buffer.splice(0);
+  #releaseBuffer(): Promise<void> {
+    return this.#giveBack(this.#buffer.splice(0), "the worker stops");
+  }
+
+  /** Remove and return the buffered (prefetched, not started) jobs that match. */
+  #takeBuffered(match: (job: Job) => boolean): Job[] {
+    const taken = this.#buffer.filter(match);
+    if (taken.length) this.#buffer = this.#buffer.filter((job) => !match(job));
+    return taken;
+  }
+
+  /** Give back prefetched jobs (back to todo, attempts restored, fenced by their run). */
+  async #giveBack(jobs: Job[], why: string): Promise<void> {
     if (!jobs.length) return;
     try {
       await this.#jm.releaseJobs(jobs);
       this.logger.debug(
-        { action: "release_prefetched_jobs", count: jobs.length },
-        "gave back prefetched jobs",
+        { action: "release_prefetched_jobs", count: jobs.length, why },
+        `gave back ${jobs.length} prefetched jobs: ${why}`,
       );
     } catch (error) {
       // They stay doing on this worker, whose row is about to go: stalled recovery

@@ -6,7 +6,22 @@ import { printJobs } from "./jobs.js";
 
 export async function queues(s: Session): Promise<number> {
   const app = await s.open("database");
-  const rows = await app.jobManager.listQueues();
+  const counts = await app.jobManager.listQueues();
+  const paused = new Set((await app.jobManager.listPausedQueues()).map((p) => p.queue));
+  // A paused queue with no job yet is listed too: the pause is waiting for its jobs.
+  const names = [...new Set([...counts.map((r) => r.name), ...paused])].sort();
+  const rows = names.map((name) => ({
+    ...(counts.find((r) => r.name === name) ?? {
+      name,
+      todo: 0,
+      doing: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+      aborted: 0,
+    }),
+    paused: paused.has(name),
+  }));
   if (s.json) s.out.json(rows);
   else if (rows.length === 0) s.out.line(s.out.paint("no queues yet (no jobs)", "dim"));
   else
@@ -17,10 +32,33 @@ export async function queues(s: Session): Promise<number> {
           header,
           align: "right" as const,
         })),
+        { header: "PAUSED" },
       ],
-      rows.map((r) =>
-        [r.name, r.todo, r.doing, r.succeeded, r.failed, r.cancelled, r.aborted].map((x) => String(x)),
-      ),
+      rows.map((r) => [
+        ...[r.name, r.todo, r.doing, r.succeeded, r.failed, r.cancelled, r.aborted].map((x) => String(x)),
+        r.paused ? "paused" : "",
+      ]),
+    );
+  return 0;
+}
+
+export async function queuesPause(s: Session): Promise<number> {
+  return pauseOrResume(s, true);
+}
+
+export async function queuesResume(s: Session): Promise<number> {
+  return pauseOrResume(s, false);
+}
+
+async function pauseOrResume(s: Session, pause: boolean): Promise<number> {
+  const [queue] = s.positionals as [string];
+  const app = await s.open("database");
+  const changed = pause ? await app.jobManager.pauseQueue(queue) : await app.jobManager.resumeQueue(queue);
+  const state = pause ? "paused" : "resumed";
+  if (s.json) s.out.json({ queue, paused: pause, changed });
+  else
+    s.out.line(
+      changed ? `queue ${queue} ${state}` : `queue ${queue} was already ${pause ? "paused" : "not paused"}`,
     );
   return 0;
 }

@@ -1,0 +1,3 @@
+import { procVitestConfig } from "../fixtures/vitest.preset.js";
+
+export default procVitestConfig();
