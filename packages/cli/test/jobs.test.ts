@@ -130,7 +130,7 @@ describe.skipIf(skipDb)("proc jobs, queues, workers, stalled, healthcheck", () =
     await t.db.app.configureTask("q", { allowUnknown: true, queue: "counted" }).batchDefer([{}, {}]);
     const r = await proc(["queues"], t.env);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^QUEUE\s+TODO\s+DOING\s+SUCCEEDED\s+FAILED\s+CANCELLED\s+ABORTED\n/);
+    expect(r.stdout).toMatch(/^QUEUE\s+TODO\s+DOING\s+SUCCEEDED\s+FAILED\s+CANCELLED\s+ABORTED\s+PAUSED\n/);
     expect(r.stdout).toMatch(/\ncounted\s+2\s+0\s+0\s+0\s+0\s+0\n/);
     const json = JSON.parse((await proc(["queues", "--json"], t.env)).stdout);
     expect(json).toContainEqual({
