@@ -141,6 +141,7 @@ describe.skipIf(skipDb)("proc jobs, queues, workers, stalled, healthcheck", () =
       failed: 0,
       cancelled: 0,
       aborted: 0,
+      paused: false,
     });
   });
 
