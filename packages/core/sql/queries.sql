@@ -4,9 +4,17 @@
 -- name: defer_jobs
 -- Insert a batch of jobs atomically: one array per column ($1 queues ... $7
 -- scheduled_at; one element = the same for every job), except $6, the args as one
--- JSON array, $8, the headers as one JSON array or NULL for none, and $9 the queueing-lock
--- conflict mode. Their ids come back in input order as one comma-separated text (with
--- ignore or replace, an id may be a waiting job's, and appear twice).
+-- JSON array, and $8, the headers as one JSON array or NULL for none. Their ids come
+-- back in order as one comma-separated text. A queueing-lock conflict raises
+-- unique_violation (onConflict "error", the default: straight to defer_jobs_v3, the
+-- hot path, without the conflict-mode wrapper).
+SELECT string_agg(id::text, ',' ORDER BY id) AS ids
+FROM {{schema}}.defer_jobs_v3($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                              $7::timestamptz[], $8::jsonb) AS id;
+
+-- name: defer_jobs_on_conflict
+-- defer_jobs with queueing-lock conflict mode $9 ("ignore" or "replace"): ids in input
+-- order, where an id may be a waiting job's, and appear twice.
 SELECT string_agg(d.id::text, ',' ORDER BY d.ord) AS ids
 FROM {{schema}}.defer_jobs_v4($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
                               $7::timestamptz[], $8::jsonb, $9::text) WITH ORDINALITY AS d(id, ord);

@@ -44,7 +44,7 @@ describe("replaceConnector", () => {
     expect(calls.filter((c) => c.startsWith("original"))).toEqual([]);
     expect(calls).toEqual([
       "replacement: open",
-      expect.stringMatching(/^replacement: SELECT string_agg\(/),
+      expect.stringMatching(/^replacement: SELECT string_agg\(id::text/),
       'replacement: SELECT * FROM "proc".jobs',
       "replacement: close",
     ]);

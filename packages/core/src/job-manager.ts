@@ -232,7 +232,7 @@ export class JobManager {
     }
     try {
       const [row] = await this.#run<{ ids: string | null }>(
-        "defer_jobs",
+        onConflict === "error" ? "defer_jobs" : "defer_jobs_on_conflict",
         [
           column(same.queue, (j) => j.queue),
           column(same.task, (j) => j.task),
@@ -242,7 +242,7 @@ export class JobManager {
           argsJson,
           column(same.scheduledAt, (j) => j.scheduledAt?.toISOString() ?? null),
           anyHeaders ? JSON.stringify(jobs.map((j) => j.headers ?? null)) : null,
-          onConflict,
+          ...(onConflict === "error" ? [] : [onConflict]),
         ],
         q,
       );
