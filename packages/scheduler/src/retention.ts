@@ -1,3 +1,4 @@
+import { sleep } from "./sleep.js";
 import { type App, InvalidOptions, type JobStatus, type WorkerServiceContext } from "@proc/core";
 
 /** An age: ms, or a number with a unit: "30s", "15m", "12h", "7d". null: keep forever. */
@@ -132,16 +133,6 @@ export async function runRetention(
       if (ctx.signal.aborted) return;
       ctx.logger.error({ action: "retention_error", error }, "retention could not delete expired jobs");
     }
-    await (ctx.sleep
-      ? ctx.sleep(interval)
-      : new Promise<void>((resolve) => {
-          const timer = setTimeout(done, interval);
-          function done() {
-            clearTimeout(timer);
-            ctx.signal.removeEventListener("abort", done);
-            resolve();
-          }
-          ctx.signal.addEventListener("abort", done, { once: true });
-        }));
+    await (ctx.sleep ? ctx.sleep(interval) : sleep(interval, ctx.signal));
   }
 }

@@ -1,4 +1,5 @@
 import { type RetentionOptions, retentionRules, runRetention } from "./retention.js";
+import { sleep } from "./sleep.js";
 import {
   type App,
   type InvalidArgs,
@@ -323,18 +324,4 @@ class Scheduler {
     ctx.logger.info({ action: "periodic_defer", task, periodicId, tick, jobId: id }, "deferred periodic job");
     ctx.app.emit("job:deferred", { ids: [id], task, queue: job.queue });
   }
-}
-
-/** Resolves after `ms` or as soon as `signal` aborts; never rejects. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
