@@ -19,11 +19,20 @@ SELECT string_agg(d.id::text, ',' ORDER BY d.ord) AS ids
 FROM {{schema}}.defer_jobs_v4($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
                               $7::timestamptz[], $8::jsonb, $9::text) WITH ORDINALITY AS d(id, ord);
 
+-- name: defer_jobs_flow
+-- defer_jobs_on_conflict ($9: "error", "ignore" or "replace") with flow control: $10 is
+-- a JSON array of one object per job, or one for all (see defer_jobs_v5).
+SELECT string_agg(d.id::text, ',' ORDER BY d.ord) AS ids
+FROM {{schema}}.defer_jobs_v5($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::jsonb,
+                              $7::timestamptz[], $8::jsonb, $9::text, $10::jsonb) WITH ORDINALITY AS d(id, ord);
+
 -- name: fetch_jobs
--- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, each a new run, as one JSON array
--- of FetchedJobRow (NULL when none): the driver then parses one document instead of
--- a row of 14 text fields per job (measured: 2 µs less worker CPU per job).
-SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v3($1::bigint, $2::text[], $3::integer) f;
+-- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, of which jobs with a
+-- limit only for its $4 idle slots, each a new run, as one JSON array of FetchedJobRow
+-- (NULL when none; a last element with a NULL id says what flow control held back): the
+-- driver then parses one document instead of a row of 14 text fields per job (measured:
+-- 2 µs less worker CPU per job).
+SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v4($1::bigint, $2::text[], $3::integer, $4::integer) f;
 
 -- name: complete_jobs
 -- Mark runs ($1 ids, $2 runs) succeeded (or delete them with $4) with their results
@@ -209,3 +218,253 @@ SELECT {{schema}}.pause_queue_v1($1::text, $2::boolean) AS changed;
 -- name: list_paused_queues
 -- The paused queues, oldest pause first.
 SELECT queue_name AS queue, paused_at FROM {{schema}}.paused_queues ORDER BY paused_at, queue_name;
+
+-- name: set_queue_limits
+-- Set queue $1's limits: at most $2 running, at most $3 starts per $4 ms (all NULL: clear).
+SELECT {{schema}}.set_queue_limits_v1($1::text, $2::integer, $3::integer, $4::integer);
+
+-- name: list_queue_limits
+-- Every queue limit with its use now: running jobs, and starts in the current rate window.
+SELECT ql.queue_name AS queue, ql.max_running, ql.rate_max, ql.rate_per_ms,
+       (SELECT count(*) FROM {{schema}}.jobs d WHERE d.status = 'doing' AND d.queue_name = ql.queue_name)::integer AS running,
+       (SELECT count(*) FROM {{schema}}.jobs t WHERE t.status = 'todo' AND t.queue_name = ql.queue_name)::integer AS waiting,
+       CASE WHEN ql.rate_max IS NOT NULL THEN
+         (SELECT {{schema}}.rate_window_count_v1(w.starts_ms, ql.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000)
+          FROM {{schema}}.rate_limit_windows w WHERE w.key = 'queue:' || ql.queue_name)
+       END AS window_starts
+FROM {{schema}}.queue_limits ql ORDER BY ql.queue_name;
+
+-- name: list_key_limits
+-- Concurrency keys with running or waiting jobs: limit, running and waiting counts; then
+-- rate keys with their starts in the current window ($1: at most this many rows).
+SELECT 'concurrency' AS kind, k.key, k.max AS max, NULL::integer AS per_ms,
+       count(*) FILTER (WHERE k.status = 'doing')::integer AS running,
+       count(*) FILTER (WHERE k.status = 'todo')::integer AS waiting,
+       NULL::integer AS window_starts, NULL::timestamptz AS open_at
+FROM (SELECT j.concurrency_key AS key, j.status, max(j.concurrency_limit) OVER (PARTITION BY j.concurrency_key) AS max
+      FROM {{schema}}.jobs j WHERE j.status IN ('todo', 'doing') AND j.concurrency_key IS NOT NULL) k
+GROUP BY k.key, k.max
+UNION ALL
+SELECT 'rate', substr(w.key, 5), w.rate_max, w.rate_per_ms, NULL, NULL,
+       {{schema}}.rate_window_count_v1(w.starts_ms, w.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000),
+       w.open_at
+FROM {{schema}}.rate_limit_windows w
+WHERE w.key LIKE 'key:%'
+ORDER BY 1, 2
+LIMIT $1::integer;
+
+-- name: expire_jobs
+-- Cancel (reason "expired") up to $1 todo jobs whose expire_at has passed; their ids.
+SELECT id FROM {{schema}}.expire_jobs_v1($1::integer) AS id;
+
+-- dashboard ------------------------------------------------------------------
+-- Read by @proc/dashboard. Each one reads what a partial index or a bounded id range holds,
+-- so that its cost follows the active jobs, the recent jobs or the page, never the millions
+-- of finished jobs a table keeps (the timings are in packages/dashboard/scripts/perf.mjs).
+
+-- name: queue_summary
+-- Per queue: waiting, ready and running jobs, the oldest ready job's age in seconds, the
+-- failed, cancelled and aborted jobs kept, the jobs that succeeded and failed in the last $1
+-- seconds, and when it was paused (see queue_summary_v1).
+SELECT s.queue, s.todo, s.ready, s.doing,
+       coalesce(extract(epoch FROM now() - s.oldest_ready_at), 0)::float8 AS oldest_ready_seconds,
+       s.failed, s.cancelled, s.aborted, s.recent_succeeded, s.recent_failed, s.paused_at
+FROM {{schema}}.queue_summary_v1($1::double precision) s;
+
+-- name: throughput_per_minute
+-- For each of the last $1 minutes (the current one last): the jobs that succeeded and that
+-- failed or aborted in it, and the mean and longest wait of those jobs (from ready to
+-- started, seconds). Reads jobs_finished_at_idx: its cost follows the jobs of that hour.
+SELECT m.minute,
+       coalesce(c.succeeded, 0)::integer AS succeeded,
+       coalesce(c.failed, 0)::integer AS failed,
+       c.wait_mean_seconds::float8 AS wait_mean_seconds,
+       c.wait_max_seconds::float8 AS wait_max_seconds
+FROM generate_series(date_trunc('minute', now()) - make_interval(mins => $1::integer - 1),
+                     date_trunc('minute', now()), interval '1 minute') AS m(minute)
+LEFT JOIN (
+  SELECT date_trunc('minute', j.finished_at) AS minute,
+         count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+         count(*) FILTER (WHERE j.status IN ('failed', 'aborted')) AS failed,
+         avg(greatest(extract(epoch FROM j.started_at - coalesce(j.scheduled_at, j.created_at)), 0))
+           AS wait_mean_seconds,
+         max(greatest(extract(epoch FROM j.started_at - coalesce(j.scheduled_at, j.created_at)), 0))
+           AS wait_max_seconds
+  FROM {{schema}}.jobs j
+  WHERE j.finished_at >= date_trunc('minute', now()) - make_interval(mins => $1::integer - 1)
+    AND j.status IN ('succeeded', 'failed', 'aborted')
+  GROUP BY 1
+) c USING (minute)
+ORDER BY m.minute;
+
+-- name: search_jobs
+-- Jobs matching optional filters in the id range [$12, $11), newest first, at most $13: queue
+-- $1, task $2, statuses $3, lock $4, queueing lock $5, worker $6, created in [$7, $8), args
+-- whose JSON text holds $9 (case-insensitive) or contain the JSON object $10. The id range
+-- bounds the rows read, whatever the filters.
+SELECT * FROM {{schema}}.jobs
+WHERE ($1::text IS NULL OR queue_name = $1)
+  AND ($2::text IS NULL OR task_name = $2)
+  AND ($3::text[] IS NULL OR status = ANY ($3::text[]::{{schema}}.job_status[]))
+  AND ($4::text IS NULL OR lock = $4)
+  AND ($5::text IS NULL OR queueing_lock = $5)
+  AND ($6::bigint IS NULL OR worker_id = $6)
+  AND ($7::timestamptz IS NULL OR created_at >= $7)
+  AND ($8::timestamptz IS NULL OR created_at < $8)
+  AND ($9::text IS NULL OR strpos(lower(args::text), lower($9)) > 0)
+  AND ($10::jsonb IS NULL OR args @> $10::jsonb)
+  AND ($11::bigint IS NULL OR id < $11)
+  AND ($12::bigint IS NULL OR id >= $12)
+ORDER BY id DESC
+LIMIT $13::integer;
+
+-- name: job_id_at
+-- The id from which jobs were created at or after $1: ids grow with created_at, so the
+-- primary key is bisected (about 20 index probes), not the table scanned. NULL: no jobs.
+WITH RECURSIVE s(lo, hi) AS (
+  SELECT min(id) - 1, max(id) + 1 FROM {{schema}}.jobs
+  UNION ALL
+  SELECT CASE WHEN p.created_at < $1::timestamptz THEN p.id ELSE s.lo END,
+         CASE WHEN p.created_at < $1::timestamptz THEN s.hi ELSE (s.lo + s.hi) / 2 END
+  FROM s
+  LEFT JOIN LATERAL (
+    SELECT j.id, j.created_at FROM {{schema}}.jobs j
+    WHERE j.id >= (s.lo + s.hi) / 2 AND j.id < s.hi ORDER BY j.id LIMIT 1
+  ) p ON true
+  WHERE s.hi - s.lo > 1
+)
+SELECT hi AS id FROM s WHERE hi - lo <= 1;
+
+-- name: job_id_below
+-- The highest job id lower than $1 (NULL: the highest of all), or NULL when there is none.
+SELECT max(id) AS id FROM {{schema}}.jobs WHERE $1::bigint IS NULL OR id < $1;
+
+-- name: retry_jobs_matching
+-- Retry the finished jobs matching search_jobs' filters $1..$12 (or, with $13, the jobs of
+-- those ids); how many. Locked first, so that none changes between the check and the retry.
+WITH picked AS (
+  SELECT j.id FROM {{schema}}.jobs j
+  WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+    AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
+    AND ($1::text IS NULL OR j.queue_name = $1)
+    AND ($2::text IS NULL OR j.task_name = $2)
+    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
+    AND ($4::text IS NULL OR j.lock = $4)
+    AND ($5::text IS NULL OR j.queueing_lock = $5)
+    AND ($6::bigint IS NULL OR j.worker_id = $6)
+    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
+    AND ($8::timestamptz IS NULL OR j.created_at < $8)
+    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
+    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND ($11::bigint IS NULL OR j.id < $11)
+    AND ($12::bigint IS NULL OR j.id >= $12)
+  ORDER BY j.id
+  FOR UPDATE SKIP LOCKED
+)
+SELECT count(r.id)::integer AS count
+FROM picked p, LATERAL {{schema}}.retry_job_v2(p.id, NULL, NULL, NULL, NULL, NULL) r;
+
+-- name: cancel_jobs_matching
+-- Cancel the waiting (todo) jobs matching search_jobs' filters $1..$12 (or, with $13, the
+-- jobs of those ids); how many.
+WITH picked AS (
+  SELECT j.id FROM {{schema}}.jobs j
+  WHERE j.status = 'todo'
+    AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
+    AND ($1::text IS NULL OR j.queue_name = $1)
+    AND ($2::text IS NULL OR j.task_name = $2)
+    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
+    AND ($4::text IS NULL OR j.lock = $4)
+    AND ($5::text IS NULL OR j.queueing_lock = $5)
+    AND ($6::bigint IS NULL OR j.worker_id = $6)
+    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
+    AND ($8::timestamptz IS NULL OR j.created_at < $8)
+    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
+    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND ($11::bigint IS NULL OR j.id < $11)
+    AND ($12::bigint IS NULL OR j.id >= $12)
+  ORDER BY j.id
+  FOR UPDATE SKIP LOCKED
+)
+SELECT count(*) FILTER (WHERE {{schema}}.cancel_job_v1(p.id, false, false) = 'cancelled')::integer AS count
+FROM picked p;
+
+-- name: delete_jobs_matching
+-- Delete the finished jobs matching search_jobs' filters $1..$12 (or, with $13, the jobs of
+-- those ids); how many.
+WITH deleted AS (
+  DELETE FROM {{schema}}.jobs j
+  WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+    AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
+    AND ($1::text IS NULL OR j.queue_name = $1)
+    AND ($2::text IS NULL OR j.task_name = $2)
+    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
+    AND ($4::text IS NULL OR j.lock = $4)
+    AND ($5::text IS NULL OR j.queueing_lock = $5)
+    AND ($6::bigint IS NULL OR j.worker_id = $6)
+    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
+    AND ($8::timestamptz IS NULL OR j.created_at < $8)
+    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
+    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND ($11::bigint IS NULL OR j.id < $11)
+    AND ($12::bigint IS NULL OR j.id >= $12)
+  RETURNING 1
+)
+SELECT count(*)::integer AS count FROM deleted;
+
+-- name: list_running_jobs
+-- Doing jobs (id, worker, task, queue, start), by worker then id, at most $1.
+SELECT id, worker_id, task_name, queue_name, started_at, abort_requested FROM {{schema}}.jobs
+WHERE status = 'doing' ORDER BY worker_id, id LIMIT $1::integer;
+
+-- name: list_lock_holders
+-- Per lock of waiting or running jobs: the doing job holding it (if any), how many todo jobs
+-- wait behind it and the total number of such locks; held locks first, then by most waiting,
+-- at most $1. Reads jobs_lock_order_idx and jobs_lock_idx (todo and doing jobs only).
+SELECT l.lock AS name, l.todo, count(*) OVER ()::integer AS total,
+       h.id AS holder_id, h.task_name AS holder_task, h.worker_id AS holder_worker_id,
+       h.started_at AS holder_started_at
+FROM (
+  SELECT j.lock, count(*) FILTER (WHERE j.status = 'todo')::integer AS todo
+  FROM {{schema}}.jobs j WHERE j.status IN ('todo', 'doing') AND j.lock IS NOT NULL
+  GROUP BY j.lock
+) l
+LEFT JOIN {{schema}}.jobs h ON h.lock = l.lock AND h.status = 'doing'
+ORDER BY (h.id IS NULL), l.todo DESC, l.lock
+LIMIT $1::integer;
+
+-- name: list_periodic_ticks
+-- Per periodic task (task, periodic id) the database has deferred: its last tick (Unix
+-- seconds), when that was deferred, the job and its status now. The distinct keys are read
+-- by skipping along the primary key, not by reading every tick ever deferred.
+WITH RECURSIVE k(task_name, periodic_id) AS (
+  (SELECT p.task_name, p.periodic_id FROM {{schema}}.periodic_defers p
+   ORDER BY p.task_name, p.periodic_id LIMIT 1)
+  UNION ALL
+  SELECT n.task_name, n.periodic_id FROM k
+  CROSS JOIN LATERAL (
+    SELECT p.task_name, p.periodic_id FROM {{schema}}.periodic_defers p
+    WHERE (p.task_name, p.periodic_id) > (k.task_name, k.periodic_id)
+    ORDER BY p.task_name, p.periodic_id LIMIT 1
+  ) n
+)
+SELECT k.task_name AS task, k.periodic_id, t.defer_timestamp AS tick, t.created_at AS deferred_at,
+       t.job_id, j.status AS job_status
+FROM k
+CROSS JOIN LATERAL (
+  SELECT p.defer_timestamp, p.created_at, p.job_id FROM {{schema}}.periodic_defers p
+  WHERE p.task_name = k.task_name AND p.periodic_id = k.periodic_id
+  ORDER BY p.defer_timestamp DESC LIMIT 1
+) t
+LEFT JOIN {{schema}}.jobs j ON j.id = t.job_id
+ORDER BY k.task_name, k.periodic_id;
+
+-- name: activity_signature
+-- What moves when jobs come, start, finish or go, read from the ends of indexes only (well
+-- under a millisecond on any table): the highest job id, the number of doing jobs, the latest
+-- finish, and the worker rows. The dashboard polls it to catch what no NOTIFY announced.
+SELECT (SELECT max(j.id) FROM {{schema}}.jobs j)::text || ':' ||
+       (SELECT count(*) FROM {{schema}}.jobs j WHERE j.status = 'doing')::text || ':' ||
+       coalesce((SELECT max(j.finished_at) FROM {{schema}}.jobs j WHERE j.finished_at IS NOT NULL)::text, '') || ':' ||
+       (SELECT count(*) || '/' || coalesce(max(w.id), 0) FROM {{schema}}.workers w) || ':' ||
+       (SELECT count(*) FROM {{schema}}.paused_queues p)::text AS signature;

@@ -55,14 +55,20 @@ export class UnsupportedRuntime extends ProcError {
 /** A job with this queueing lock is already waiting (`todo`). */
 export class AlreadyEnqueued extends ProcError {
   readonly queueingLock: string | null;
-  constructor(queueingLock: string | null, options?: { cause?: unknown }) {
+  /** True when refused by the throttle window (uniqueFor), not by a waiting job. */
+  readonly throttled: boolean;
+  constructor(queueingLock: string | null, options?: { cause?: unknown; throttled?: boolean }) {
     super(
       "ALREADY_ENQUEUED",
-      `a job with queueing lock ${JSON.stringify(queueingLock)} is already waiting (todo); ` +
-        "defer again once it has started, or catch AlreadyEnqueued to skip",
+      options?.throttled
+        ? `a job with queueing lock ${JSON.stringify(queueingLock)} started within its uniqueFor window; ` +
+            "defer again once the window has passed, or catch AlreadyEnqueued to skip"
+        : `a job with queueing lock ${JSON.stringify(queueingLock)} is already waiting (todo); ` +
+            "defer again once it has started, or catch AlreadyEnqueued to skip",
       options,
     );
     this.queueingLock = queueingLock;
+    this.throttled = options?.throttled ?? false;
   }
 }
 

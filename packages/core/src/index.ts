@@ -45,22 +45,34 @@ export {
 export type { ProcErrorCode } from "./errors.js";
 export { TypedEmitter } from "./events.js";
 export { FINAL_STATUSES, JOB_STATUSES } from "./job.js";
-export type { Job, JobError, JobEvent, JobHeaders, JobStatus } from "./job.js";
+export type { Job, JobError, JobEvent, JobHeaders, JobStatus, RateLimit } from "./job.js";
 export { JobManager } from "./job-manager.js";
 export type {
   CancelJobOptions,
+  Claim,
   Completion,
   Counts,
   FailOptions,
   Heartbeat,
   JobOutcome,
+  Limits,
   ListJobsFilter,
   NewJob,
+  NewJobFlow,
   QueueGauges,
+  QueueLimits,
   RetryJobOptions,
   RunRef,
   StalledJobsOptions,
   WorkerInfo,
+} from "./job-manager.js";
+export type {
+  LockHolder,
+  PeriodicTick,
+  QueueSummary,
+  RunningJob,
+  SearchJobsFilter,
+  ThroughputMinute,
 } from "./job-manager.js";
 export type { JsonObject, JsonPrimitive, JsonValue } from "./json.js";
 export { consoleLogger, silentLogger } from "./logger.js";
@@ -82,6 +94,7 @@ export type {
   TaskHandler,
   TaskMiddleware,
   OnConflict,
+  RateLimitOption,
   TaskOptions,
 } from "./task.js";
 export type { AbortReason, EventWorker, WorkerEventMap } from "./worker-events.js";

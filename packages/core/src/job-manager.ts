@@ -16,6 +16,7 @@ import {
   type JobHeaders,
   type JobRow,
   type JobStatus,
+  type RateLimit,
   fetchedJobFromRow,
   jobFromRow,
 } from "./job.js";
@@ -38,6 +39,40 @@ export interface NewJob {
   headers?: JobHeaders | null;
   /** What a taken queueing lock does (JobOptions.onConflict); the same for every job of a call. @defaultValue "error" */
   onConflict?: OnConflict;
+  /** Flow control (concurrency and rate limits, expiry, throttle); omitted: none. */
+  flow?: NewJobFlow | null;
+}
+
+/** A new job's flow control, resolved from its options (JobOptions). */
+export interface NewJobFlow {
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  rateLimit: RateLimit | null;
+  expireAt: Date | null;
+  /** The queueing lock's throttle window (JobOptions.uniqueFor), in ms. */
+  uniqueForMs: number | null;
+}
+
+/** What one claim (JobManager.claimJobs) found. */
+export interface Claim {
+  /** The jobs claimed, now doing, in the order they should start. */
+  jobs: Job[];
+  /** Jobs with a limit were held back (a slot of the worker, or of their key or queue, was missing). */
+  held: boolean;
+  /** Jobs expired meanwhile (cancelled unrun): more may be ready now. */
+  more: boolean;
+  /** When the earliest full rate window opens, if any. */
+  wakeAt: Date | null;
+  /** The queues that have limits (a run of theirs ending may let another start). */
+  limitedQueues: readonly string[];
+}
+
+/** A queue's limits across every worker (JobManager.setQueueLimits). */
+export interface QueueLimits {
+  /** At most this many of its jobs run at once. */
+  maxRunning?: number | null;
+  /** At most `max` of its jobs start per `per` ms. */
+  rateLimit?: { max: number; per: number } | null;
 }
 
 export interface ListJobsFilter {
@@ -204,12 +239,14 @@ export class JobManager {
     };
     const args = new Array<unknown>(n);
     // Headers travel as one JSON array, or NULL when no job has any (an app without a
-    // plugin that sets them): nothing to send, and nothing stored.
+    // plugin that sets them): nothing to send, and nothing stored. Flow options likewise.
     let anyHeaders = false;
+    let anyFlow = false;
     for (let i = 0; i < n; i++) {
       const job = jobs[i]!;
       args[i] = job.args;
       anyHeaders ||= job.headers != null;
+      anyFlow ||= job.flow != null;
       if (i === 0) continue;
       same.queue &&= job.queue === first.queue;
       same.task &&= job.task === first.task;
@@ -232,7 +269,7 @@ export class JobManager {
     }
     try {
       const [row] = await this.#run<{ ids: string | null }>(
-        onConflict === "error" ? "defer_jobs" : "defer_jobs_on_conflict",
+        anyFlow ? "defer_jobs_flow" : onConflict === "error" ? "defer_jobs" : "defer_jobs_on_conflict",
         [
           column(same.queue, (j) => j.queue),
           column(same.task, (j) => j.task),
@@ -242,7 +279,7 @@ export class JobManager {
           argsJson,
           column(same.scheduledAt, (j) => j.scheduledAt?.toISOString() ?? null),
           anyHeaders ? JSON.stringify(jobs.map((j) => j.headers ?? null)) : null,
-          ...(onConflict === "error" ? [] : [onConflict]),
+          ...(anyFlow ? [onConflict, flowJson(jobs)] : onConflict === "error" ? [] : [onConflict]),
         ],
         q,
       );
@@ -254,15 +291,40 @@ export class JobManager {
 
   // ---- worker operations ----------------------------------------------------
 
-  /** Claim up to `limit` ready jobs for a worker in one round trip. */
+  /** Claim up to `limit` ready jobs for a worker in one round trip (see claimJobs). */
   async fetchJobs(workerId: number, queues: readonly string[] | null, limit: number): Promise<Job[]> {
-    const fetch = async () => {
+    return (await this.claimJobs(workerId, queues, limit, limit)).jobs;
+  }
+
+  /**
+   * Claim up to `limit` ready jobs for a worker in one round trip, of which jobs with a
+   * limit (concurrency, rate, or their queue's) only for its `idle` slots: a limited job
+   * is never prefetched. Says what flow control held back (see Claim).
+   */
+  async claimJobs(
+    workerId: number,
+    queues: readonly string[] | null,
+    limit: number,
+    idle: number,
+  ): Promise<Claim> {
+    const fetch = async (): Promise<Claim> => {
       const [row] = await this.#run<{ jobs: FetchedJobRow[] | null }>("fetch_jobs", [
         workerId,
         queues,
         limit,
+        idle,
       ]);
-      return (row?.jobs ?? []).map((job) => fetchedJobFromRow(job, workerId));
+      const rows = row?.jobs ?? [];
+      // The last row has a NULL id when there is something to tell (fetch_jobs_v4).
+      const last = rows[rows.length - 1];
+      const info = last && last.id === null ? (rows.pop()!.flow as ClaimInfo) : null;
+      return {
+        jobs: rows.map((job) => fetchedJobFromRow(job, workerId)),
+        held: info?.held ?? false,
+        more: info?.more ?? false,
+        wakeAt: info?.wakeAtMs != null ? new Date(info.wakeAtMs) : null,
+        limitedQueues: info?.limitedQueues ?? [],
+      };
     };
     try {
       return await fetch();
@@ -557,6 +619,71 @@ export class JobManager {
     return row?.changed ?? false;
   }
 
+  /**
+   * Set a queue's limits across every worker: `maxRunning` (at most this many of its jobs
+   * run at once) and `rateLimit` (at most `max` starts per `per` ms, a sliding window).
+   * Stored in the database; workers are told at once. Null or omitted clears that limit.
+   */
+  async setQueueLimits(queue: string, limits: QueueLimits): Promise<void> {
+    const problems = queueLimitProblems(queue, limits);
+    if (problems.length) throw new InvalidOptions("setQueueLimits", problems);
+    await this.#run("set_queue_limits", [
+      queue,
+      limits.maxRunning ?? null,
+      limits.rateLimit?.max ?? null,
+      limits.rateLimit?.per ?? null,
+    ]);
+  }
+
+  /** Remove every limit of a queue. */
+  async clearQueueLimits(queue: string): Promise<void> {
+    await this.setQueueLimits(queue, {});
+  }
+
+  /**
+   * The limits in force and their use now: every queue limit (running and waiting jobs,
+   * starts in the current rate window), the concurrency keys with active jobs, and the
+   * rate keys with a window (at most `limit` of those two).
+   */
+  async listLimits(options: { limit?: number } = {}): Promise<Limits> {
+    const [queues, keys] = await Promise.all([
+      this.#run<QueueLimitRow>("list_queue_limits", []),
+      this.#run<KeyLimitRow>("list_key_limits", [options.limit ?? 1000]),
+    ]);
+    return {
+      queues: queues.map((r) => ({
+        queue: r.queue,
+        maxRunning: r.max_running,
+        rateLimit: r.rate_max === null ? null : { max: r.rate_max, per: r.rate_per_ms! },
+        running: r.running,
+        waiting: r.waiting,
+        windowStarts: r.window_starts,
+      })),
+      concurrencyKeys: keys
+        .filter((r) => r.kind === "concurrency")
+        .map((r) => ({ key: r.key, limit: r.max, running: r.running!, waiting: r.waiting! })),
+      rateKeys: keys
+        .filter((r) => r.kind === "rate")
+        .map((r) => ({
+          key: r.key,
+          max: r.max,
+          per: r.per_ms!,
+          windowStarts: r.window_starts!,
+          openAt: r.open_at === null ? null : new Date(r.open_at),
+        })),
+    };
+  }
+
+  /**
+   * Cancel (reason "expired") up to `limit` todo jobs whose expireAt has passed; returns
+   * their ids. A claim never starts an expired job anyway; this makes the ones no claim
+   * reaches say so (the scheduler plugin runs it).
+   */
+  async expireJobs(limit = 1000): Promise<number[]> {
+    const rows = await this.#run<{ id: string }>("expire_jobs", [limit]);
+    return rows.map((r) => Number(r.id));
+  }
+
   /** The paused queues, oldest pause first. */
   async listPausedQueues(): Promise<Array<{ queue: string; pausedAt: Date }>> {
     const rows = await this.#run<{ queue: string; paused_at: Date | string }>("list_paused_queues", []);
@@ -749,6 +876,277 @@ export class JobManager {
     this.#doneListener = null;
     if (listener) await (await listener.catch(() => null))?.close();
   }
+
+  // ---- dashboard (@proc/dashboard) ------------------------------------------
+
+  /**
+   * Per queue: waiting, ready and running jobs, the oldest ready job's age, the failed,
+   * cancelled and aborted jobs kept, the jobs that succeeded and failed in the last
+   * `recentSeconds`, and whether it is paused. Reads partial indexes and recent jobs only.
+   */
+  async queueSummary(recentSeconds = 3600): Promise<QueueSummary[]> {
+    const rows = await this.#run<{
+      queue: string;
+      todo: number;
+      ready: number;
+      doing: number;
+      oldest_ready_seconds: number;
+      failed: number;
+      cancelled: number;
+      aborted: number;
+      recent_succeeded: number;
+      recent_failed: number;
+      paused_at: Date | string | null;
+    }>("queue_summary", [recentSeconds]);
+    return rows.map((r) => ({
+      queue: r.queue,
+      todo: r.todo,
+      ready: r.ready,
+      doing: r.doing,
+      oldestReadySeconds: r.oldest_ready_seconds,
+      failed: r.failed,
+      cancelled: r.cancelled,
+      aborted: r.aborted,
+      recentSucceeded: r.recent_succeeded,
+      recentFailed: r.recent_failed,
+      pausedAt: r.paused_at === null ? null : new Date(r.paused_at),
+    }));
+  }
+
+  /**
+   * For each of the last `minutes` minutes, oldest first: the jobs that succeeded and that
+   * failed (or aborted) in it, and their mean and longest wait from ready to started.
+   */
+  async throughputPerMinute(minutes = 60): Promise<ThroughputMinute[]> {
+    const rows = await this.#run<{
+      minute: Date | string;
+      succeeded: number;
+      failed: number;
+      wait_mean_seconds: number | null;
+      wait_max_seconds: number | null;
+    }>("throughput_per_minute", [minutes]);
+    return rows.map((r) => ({
+      minute: new Date(r.minute),
+      succeeded: r.succeeded,
+      failed: r.failed,
+      waitMeanSeconds: r.wait_mean_seconds,
+      waitMaxSeconds: r.wait_max_seconds,
+    }));
+  }
+
+  /**
+   * Jobs matching `filter` among the ids [`fromId`, `beforeId`), newest first, at most
+   * `limit`: the id range bounds the rows read whatever the filters (see jobIdAt for a time).
+   */
+  async searchJobs(filter: SearchJobsFilter & { limit?: number } = {}): Promise<Job[]> {
+    const rows = await this.#run<JobRow>("search_jobs", [...searchParams(filter), filter.limit ?? 100]);
+    return rows.map(jobFromRow);
+  }
+
+  /**
+   * The id from which jobs were created at or after `at` (ids grow with time; a job
+   * deferred in a transaction open for long may sit on the other side), or null when
+   * there are no jobs. Bisects the primary key.
+   */
+  async jobIdAt(at: Date): Promise<number | null> {
+    const [row] = await this.#run<{ id: string | null }>("job_id_at", [at]);
+    return row?.id == null ? null : Number(row.id);
+  }
+
+  /** The highest job id below `id` (no id: the highest of all), or null. */
+  async jobIdBelow(id?: number | null): Promise<number | null> {
+    const [row] = await this.#run<{ id: string | null }>("job_id_below", [id ?? null]);
+    return row?.id == null ? null : Number(row.id);
+  }
+
+  /**
+   * Apply one action to the jobs matching `filter` (or to `filter.ids`) in one statement:
+   * `retry` the finished ones, `cancel` the waiting ones, `delete` the finished ones.
+   * Returns how many changed. Bound the rows with `fromId`/`beforeId` and call it per range.
+   */
+  async bulkJobs(action: "retry" | "cancel" | "delete", filter: SearchJobsFilter): Promise<number> {
+    const query = (
+      {
+        retry: "retry_jobs_matching",
+        cancel: "cancel_jobs_matching",
+        delete: "delete_jobs_matching",
+      } as const
+    )[action];
+    const [row] = await this.#run<{ count: number }>(query, [...searchParams(filter), filter.ids ?? null]);
+    return row?.count ?? 0;
+  }
+
+  /** Running (doing) jobs by worker, at most `limit`. */
+  async listRunningJobs(limit = 1000): Promise<RunningJob[]> {
+    const rows = await this.#run<{
+      id: string;
+      worker_id: string | null;
+      task_name: string;
+      queue_name: string;
+      started_at: Date | string | null;
+      abort_requested: boolean;
+    }>("list_running_jobs", [limit]);
+    return rows.map((r) => ({
+      id: Number(r.id),
+      workerId: r.worker_id === null ? null : Number(r.worker_id),
+      task: r.task_name,
+      queue: r.queue_name,
+      startedAt: r.started_at === null ? null : new Date(r.started_at),
+      abortRequested: r.abort_requested,
+    }));
+  }
+
+  /**
+   * Locks of waiting or running jobs: the job holding each (if one runs), how many wait
+   * behind it, and how many such locks there are; held locks first, most waiting first.
+   */
+  async listLockHolders(limit = 500): Promise<{ total: number; locks: LockHolder[] }> {
+    const rows = await this.#run<{
+      name: string;
+      todo: number;
+      total: number;
+      holder_id: string | null;
+      holder_task: string | null;
+      holder_worker_id: string | null;
+      holder_started_at: Date | string | null;
+    }>("list_lock_holders", [limit]);
+    return {
+      total: rows[0]?.total ?? 0,
+      locks: rows.map((r) => ({
+        name: r.name,
+        waiting: r.todo,
+        holder:
+          r.holder_id === null
+            ? null
+            : {
+                id: Number(r.holder_id),
+                task: r.holder_task!,
+                workerId: r.holder_worker_id === null ? null : Number(r.holder_worker_id),
+                startedAt: r.holder_started_at === null ? null : new Date(r.holder_started_at),
+              },
+      })),
+    };
+  }
+
+  /** Per periodic task the database has deferred: its last tick, the job and its status now. */
+  async listPeriodicTicks(): Promise<PeriodicTick[]> {
+    const rows = await this.#run<{
+      task: string;
+      periodic_id: string;
+      tick: string;
+      deferred_at: Date | string;
+      job_id: string | null;
+      job_status: JobStatus | null;
+    }>("list_periodic_ticks", []);
+    return rows.map((r) => ({
+      task: r.task,
+      periodicId: r.periodic_id,
+      tick: Number(r.tick),
+      deferredAt: new Date(r.deferred_at),
+      jobId: r.job_id === null ? null : Number(r.job_id),
+      jobStatus: r.job_status,
+    }));
+  }
+
+  /**
+   * A text that changes when jobs are deferred, start, finish or are deleted at the top, and
+   * when workers come or go; cheap enough to poll every second (it reads index ends only).
+   */
+  async activitySignature(): Promise<string> {
+    const [row] = await this.#run<{ signature: string | null }>("activity_signature", []);
+    return row?.signature ?? "";
+  }
+}
+
+/** A filter of searchJobs and bulkJobs; every field optional, all given must match. */
+export interface SearchJobsFilter {
+  queue?: string | null;
+  task?: string | null;
+  status?: JobStatus | readonly JobStatus[] | null;
+  lock?: string | null;
+  queueingLock?: string | null;
+  /** The worker running the job, or that ran its last attempt. */
+  workerId?: number | null;
+  /** Created at or after. */
+  createdFrom?: Date | null;
+  /** Created before. */
+  createdBefore?: Date | null;
+  /** Text the args' JSON holds, case-insensitive. */
+  argsText?: string | null;
+  /** A JSON object the args contain (jsonb `@>`). */
+  argsContain?: JsonObject | null;
+  /** Only ids below this one. */
+  beforeId?: number | null;
+  /** Only ids from this one. */
+  fromId?: number | null;
+  /** bulkJobs only: these jobs (the other fields still apply). */
+  ids?: readonly number[] | null;
+}
+
+function searchParams(f: SearchJobsFilter): unknown[] {
+  const statuses = f.status == null ? null : typeof f.status === "string" ? [f.status] : [...f.status];
+  return [
+    f.queue ?? null,
+    f.task ?? null,
+    statuses,
+    f.lock ?? null,
+    f.queueingLock ?? null,
+    f.workerId ?? null,
+    f.createdFrom ?? null,
+    f.createdBefore ?? null,
+    f.argsText ?? null,
+    f.argsContain ? JSON.stringify(f.argsContain) : null,
+    f.beforeId ?? null,
+    f.fromId ?? null,
+  ];
+}
+
+export interface QueueSummary extends QueueGauges {
+  failed: number;
+  cancelled: number;
+  aborted: number;
+  /** Jobs that succeeded in the recent window (queueSummary's `recentSeconds`). */
+  recentSucceeded: number;
+  /** Jobs that failed or aborted in the recent window. */
+  recentFailed: number;
+  pausedAt: Date | null;
+}
+
+export interface ThroughputMinute {
+  minute: Date;
+  succeeded: number;
+  failed: number;
+  /** null: no job finished that minute. */
+  waitMeanSeconds: number | null;
+  waitMaxSeconds: number | null;
+}
+
+export interface RunningJob {
+  id: number;
+  workerId: number | null;
+  task: string;
+  queue: string;
+  startedAt: Date | null;
+  abortRequested: boolean;
+}
+
+export interface LockHolder {
+  name: string;
+  /** Todo jobs of the lock. */
+  waiting: number;
+  /** The doing job holding it, or null when none runs. */
+  holder: { id: number; task: string; workerId: number | null; startedAt: Date | null } | null;
+}
+
+export interface PeriodicTick {
+  task: string;
+  periodicId: string;
+  /** The last tick deferred, Unix seconds. */
+  tick: number;
+  deferredAt: Date;
+  /** null: deleted since. */
+  jobId: number | null;
+  jobStatus: JobStatus | null;
 }
 
 /** How long waitForJob listens for the outcome of a job it could not find. */
@@ -775,9 +1173,109 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 function translateQueueingLock(error: unknown, jobs: readonly NewJob[]): unknown {
   if (!isProcError(error, "UNIQUE_VIOLATION")) return error;
   const violation = error as UniqueViolation;
+  if (violation.constraint === "jobs_queueing_lock_throttle") {
+    // 'queueing lock mail:1 is throttled: a job of it started less than 60000 ms ago'
+    const match = /queueing lock (.*) is throttled/s.exec(violation.message);
+    return new AlreadyEnqueued(
+      match?.[1] ?? jobs.find((j) => j.queueingLock !== null)?.queueingLock ?? null,
+      {
+        cause: error,
+        throttled: true,
+      },
+    );
+  }
   if (violation.constraint !== "jobs_queueing_lock_idx") return error;
   // Postgres says which key: 'Key (queueing_lock)=(mail:1) already exists.'
   const match = /\(queueing_lock\)=\((.*)\) already exists/s.exec(violation.detail ?? "");
   const lock = match?.[1] ?? jobs.find((j) => j.queueingLock !== null)?.queueingLock ?? null;
   return new AlreadyEnqueued(lock, { cause: error });
+}
+
+/** The row after the jobs of a claim (fetch_jobs_v4), when there is something to tell. */
+interface ClaimInfo {
+  held: boolean;
+  more: boolean;
+  wakeAtMs: number | null;
+  limitedQueues: string[] | null;
+}
+
+/** Flow options as defer_jobs_v5 takes them: one JSON object per job, or one for all. */
+function flowJson(jobs: readonly NewJob[]): string {
+  const objects = jobs.map(({ flow }) =>
+    JSON.stringify(
+      flow
+        ? {
+            concurrency_key: flow.concurrencyKey,
+            concurrency_limit: flow.concurrencyLimit,
+            rate_key: flow.rateLimit?.key ?? null,
+            rate_max: flow.rateLimit?.max ?? null,
+            rate_per_ms: flow.rateLimit?.per ?? null,
+            expire_at: flow.expireAt?.toISOString() ?? null,
+            unique_for_ms: flow.uniqueForMs,
+          }
+        : {},
+    ),
+  );
+  return objects.every((o) => o === objects[0]) ? `[${objects[0]}]` : `[${objects.join(",")}]`;
+}
+
+function queueLimitProblems(queue: string, limits: QueueLimits): string[] {
+  const problems: string[] = [];
+  const name = checkName("queue", queue, NAME_LIMITS.queue);
+  if (name) problems.push(name);
+  if (typeof limits !== "object" || limits === null)
+    return [...problems, "limits must be { maxRunning?, rateLimit? }"];
+  const { maxRunning, rateLimit } = limits;
+  if (
+    maxRunning != null &&
+    !(Number.isSafeInteger(maxRunning) && maxRunning >= 1 && maxRunning <= 2147483647)
+  )
+    problems.push(`maxRunning must be a whole number from 1, got ${JSON.stringify(maxRunning)}`);
+  if (rateLimit != null) {
+    if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 10000))
+      problems.push(
+        `rateLimit.max must be a whole number from 1 to 10000, got ${JSON.stringify(rateLimit.max)}`,
+      );
+    if (!(Number.isSafeInteger(rateLimit.per) && rateLimit.per >= 1 && rateLimit.per <= 2147483647))
+      problems.push(
+        `rateLimit.per must be a whole number of ms from 1 to 2147483647, got ${JSON.stringify(rateLimit.per)}`,
+      );
+  }
+  return problems;
+}
+
+interface QueueLimitRow {
+  queue: string;
+  max_running: number | null;
+  rate_max: number | null;
+  rate_per_ms: number | null;
+  running: number;
+  waiting: number;
+  window_starts: number | null;
+}
+
+interface KeyLimitRow {
+  kind: "concurrency" | "rate";
+  key: string;
+  max: number;
+  per_ms: number | null;
+  running: number | null;
+  waiting: number | null;
+  window_starts: number | null;
+  open_at: Date | string | null;
+}
+
+/** The limits in force and their use now (JobManager.listLimits). */
+export interface Limits {
+  queues: Array<{
+    queue: string;
+    maxRunning: number | null;
+    rateLimit: { max: number; per: number } | null;
+    running: number;
+    waiting: number;
+    /** Starts in the current rate window; null without a rate limit. */
+    windowStarts: number | null;
+  }>;
+  concurrencyKeys: Array<{ key: string; limit: number; running: number; waiting: number }>;
+  rateKeys: Array<{ key: string; max: number; per: number; windowStarts: number; openAt: Date | null }>;
 }

@@ -27,6 +27,13 @@ export interface JobError {
  */
 export type JobHeaders = Readonly<Record<string, string>>;
 
+/** A rate limit: at most `max` jobs of `key` start in any window of `per` milliseconds. */
+export interface RateLimit {
+  key: string;
+  max: number;
+  per: number;
+}
+
 export interface Job<Args = JsonObject> {
   id: number;
   queue: string;
@@ -59,6 +66,13 @@ export interface Job<Args = JsonObject> {
   finishedAt: Date | null;
   /** Headers set at defer time (see JobHeaders); null when it has none. */
   headers: JobHeaders | null;
+  /** At most `concurrencyLimit` jobs of this key run at once (JobOptions.concurrencyKey). */
+  concurrencyKey: string | null;
+  concurrencyLimit: number | null;
+  /** The job's rate limit (JobOptions.rateLimit), or null. */
+  rateLimit: RateLimit | null;
+  /** Not started by then, the job ends cancelled (reason "expired") without running. */
+  expireAt: Date | null;
 }
 
 /** A job row as the SQL functions return it. */
@@ -84,6 +98,12 @@ export interface JobRow {
   started_at: Date | string | null;
   finished_at: Date | string | null;
   headers?: unknown;
+  concurrency_key?: string | null;
+  concurrency_limit?: number | null;
+  rate_key?: string | null;
+  rate_max?: number | null;
+  rate_per_ms?: number | null;
+  expire_at?: Date | string | null;
 }
 
 const toDate = (v: Date | string | null): Date | null =>
@@ -138,12 +158,16 @@ export function jobFromRow(row: JobRow): Job {
     startedAt: toDate(row.started_at),
     finishedAt: toDate(row.finished_at),
     headers: (row.headers as JobHeaders | null | undefined) ?? null,
+    concurrencyKey: row.concurrency_key ?? null,
+    concurrencyLimit: row.concurrency_limit ?? null,
+    rateLimit: row.rate_key ? { key: row.rate_key, max: row.rate_max!, per: row.rate_per_ms! } : null,
+    expireAt: toDate(row.expire_at ?? null),
   };
   job.events = historyOf(row.events, job);
   return job;
 }
 
-/** A row of fetch_jobs_v3: what a worker does not know yet about a job it has just claimed. */
+/** A row of fetch_jobs_v4: what a worker does not know yet about a job it has just claimed. */
 export interface FetchedJobRow {
   id: string | number;
   queue_name: string;
@@ -161,6 +185,15 @@ export interface FetchedJobRow {
   created_at_ms: number;
   started_at_ms: number;
   headers: unknown;
+  /** The job's limits (fetch_jobs_v4), or null when it has none. */
+  flow: {
+    concurrency_key?: string;
+    concurrency_limit?: number;
+    rate_key?: string;
+    rate_max?: number;
+    rate_per_ms?: number;
+    expire_at_ms?: number;
+  } | null;
 }
 
 /** The Job a fetch claimed for `workerId`: doing on that worker, not finished. */
@@ -187,7 +220,18 @@ export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
     startedAt: new Date(row.started_at_ms),
     finishedAt: null,
     headers: (row.headers as JobHeaders | null) ?? null,
+    concurrencyKey: null,
+    concurrencyLimit: null,
+    rateLimit: null,
+    expireAt: null,
   };
+  const flow = row.flow;
+  if (flow) {
+    job.concurrencyKey = flow.concurrency_key ?? null;
+    job.concurrencyLimit = flow.concurrency_limit ?? null;
+    if (flow.rate_key) job.rateLimit = { key: flow.rate_key, max: flow.rate_max!, per: flow.rate_per_ms! };
+    if (flow.expire_at_ms !== undefined) job.expireAt = new Date(flow.expire_at_ms);
+  }
   job.events = historyOf(row.events, job);
   return job;
 }

@@ -2,7 +2,7 @@ import type { App } from "./app.js";
 import type { DriverConnection } from "./connector.js";
 import { InvalidArgs, InvalidOptions } from "./errors.js";
 import type { Job } from "./job.js";
-import type { NewJob } from "./job-manager.js";
+import type { NewJob, NewJobFlow } from "./job-manager.js";
 import type { JsonObject } from "./json.js";
 import type { Logger } from "./logger.js";
 import { type RetryOption, validateRetry } from "./retry.js";
@@ -88,6 +88,48 @@ export interface JobOptions {
   scheduleAt?: Date;
   /** Run no earlier than this long from now. */
   scheduleIn?: Duration;
+  /**
+   * At most `concurrencyLimit` jobs with this key run at once, across every worker (the
+   * database's claim enforces it). Jobs held back stay todo and start as soon as a run of
+   * their key ends; other keys' jobs are not held up meanwhile. Needs `concurrencyLimit`.
+   * On a task it may be a function of the args (`(args) => \`customer:${args.id}\``).
+   */
+  concurrencyKey?: string | null;
+  /**
+   * How many jobs of `concurrencyKey` may run at once (a whole number from 1). Given
+   * without a key, the task itself is the key ("task:<name>"): at most this many of its
+   * jobs run at once. `lock` is the ordered case of a limit of 1.
+   */
+  concurrencyLimit?: number | null;
+  /**
+   * At most `max` jobs start in any window of `per` (ms or a Duration), across every
+   * worker: a sliding window, exact in every window. Jobs of the same `key` share it
+   * (default: the task, "task:<name>"). Held-back jobs stay todo, never count as
+   * attempts, and start as soon as the window allows. A start is the database's claim
+   * time (`job.startedAt`).
+   */
+  rateLimit?: RateLimitOption | null;
+  /** Not started within this long from the defer, the job ends cancelled (reason "expired") unrun. */
+  expireIn?: Duration;
+  /** Not started by this date, the job ends cancelled (reason "expired") unrun. */
+  expireAt?: Date;
+  /**
+   * Throttle, with a `queueingLock`: no new job of that queueing lock until this long
+   * after the last one started. A defer inside the window is treated as a queueing-lock
+   * conflict (`onConflict`: "error" throws AlreadyEnqueued, "ignore" and "replace"
+   * return the recent job's id). It reads the jobs' history: deleting finished jobs
+   * sooner than the window (deleteJobs, retention) shortens it.
+   */
+  uniqueFor?: Duration;
+}
+
+export interface RateLimitOption {
+  /** Starts allowed per window, 1 to 10,000. */
+  max: number;
+  /** The window: ms, or a Duration (`{ seconds: 1 }`). */
+  per: Duration;
+  /** Jobs sharing a key share the limit. @defaultValue "task:<task name>" */
+  key?: string;
 }
 
 export interface DeferCallOptions {
@@ -95,8 +137,11 @@ export interface DeferCallOptions {
   connection?: DriverConnection;
 }
 
-export interface TaskOptions<Args> extends Omit<JobOptions, "scheduleAt" | "scheduleIn"> {
+export interface TaskOptions<Args>
+  extends Omit<JobOptions, "scheduleAt" | "scheduleIn" | "expireAt" | "concurrencyKey"> {
   name: string;
+  /** JobOptions.concurrencyKey, or a function of the args that gives it. */
+  concurrencyKey?: string | null | ((args: Args) => string);
   /** Retries after a failure (see RetryOption). @defaultValue no retry */
   retry?: RetryOption;
   /**
@@ -124,17 +169,21 @@ export class Deferrer<Args> {
   readonly options: Readonly<JobOptions>;
   readonly #target: () => DeferTarget;
   readonly #schema: StandardSchemaV1<Args, unknown> | undefined;
+  /** The task's concurrencyKey function, until a configure() names a key. */
+  readonly #keyOf: ((args: Args) => string) | undefined;
 
   constructor(
     target: () => DeferTarget,
     taskName: string,
     options: JobOptions,
     schema?: StandardSchemaV1<Args, unknown>,
+    keyOf?: (args: Args) => string,
   ) {
     this.#target = target;
     this.taskName = taskName;
     this.options = options;
     this.#schema = schema;
+    this.#keyOf = keyOf;
     // A task registered on an app had its name checked; one deferred by name
     // (configureTask with allowUnknown) reaches here unchecked.
     const nameProblem = checkName("task name", taskName, NAME_LIMITS.task);
@@ -143,7 +192,13 @@ export class Deferrer<Args> {
   }
 
   configure(options: JobOptions): Deferrer<Args> {
-    return new Deferrer(this.#target, this.taskName, mergeJobOptions(this.options, options), this.#schema);
+    return new Deferrer(
+      this.#target,
+      this.taskName,
+      mergeJobOptions(this.options, options),
+      this.#schema,
+      options.concurrencyKey === undefined ? this.#keyOf : undefined,
+    );
   }
 
   /** Defer one job; resolves with its id. */
@@ -162,6 +217,12 @@ export class Deferrer<Args> {
         `onConflict ${JSON.stringify(onConflict)} needs a queueingLock (it names the waiting job a defer joins); nothing was deferred`,
         ["onConflict needs a queueingLock"],
       );
+    if (this.options.uniqueFor !== undefined && !this.options.queueingLock)
+      throw new InvalidArgs(
+        "uniqueFor needs a queueingLock (it names the jobs whose last start opens the window); nothing was deferred",
+        ["uniqueFor needs a queueingLock"],
+      );
+    const flow = flowOf(this.options, this.taskName);
     for (const [i, args] of argsList.entries()) {
       assertJsonArgs(args, argsList.length > 1 ? `args[${i}]` : "args");
       if (this.#schema) {
@@ -181,9 +242,30 @@ export class Deferrer<Args> {
         args: args as JsonObject,
         scheduledAt,
         onConflict,
+        flow: this.#keyOf ? { ...flow!, concurrencyKey: this.#keyFor(args) } : flow,
       });
     }
     return this.#target().deferJobs(jobs, call);
+  }
+
+  #keyFor(args: Args): string {
+    let key: unknown;
+    try {
+      key = this.#keyOf!(args);
+    } catch (error) {
+      throw new InvalidArgs(
+        `the concurrencyKey function of task ${JSON.stringify(this.taskName)} threw: ${(error as Error)?.message}; nothing was deferred`,
+        ["concurrencyKey function threw"],
+        { cause: error },
+      );
+    }
+    const problem = checkName("concurrencyKey", key, NAME_LIMITS.lock);
+    if (problem)
+      throw new InvalidArgs(
+        `the concurrencyKey function of task ${JSON.stringify(this.taskName)} gave a bad key: ${problem}; nothing was deferred`,
+        [problem],
+      );
+    return key as string;
   }
 }
 
@@ -229,12 +311,26 @@ export class Task<Args = JsonObject, Result = unknown> {
   }
 
   #deferrer(): Deferrer<Args> {
-    const { queue, priority, lock, queueingLock, onConflict } = this.options;
+    const { queue, priority, lock, queueingLock, onConflict, concurrencyKey, concurrencyLimit } =
+      this.options;
+    const { rateLimit, expireIn, uniqueFor } = this.options;
     return new Deferrer<Args>(
       () => this.app,
       this.name,
-      { queue, priority, lock, queueingLock, onConflict },
+      {
+        queue,
+        priority,
+        lock,
+        queueingLock,
+        onConflict,
+        concurrencyKey: typeof concurrencyKey === "function" ? undefined : concurrencyKey,
+        concurrencyLimit,
+        rateLimit,
+        expireIn,
+        uniqueFor,
+      },
       this.options.schema,
+      typeof concurrencyKey === "function" ? concurrencyKey : undefined,
     );
   }
 
@@ -262,10 +358,39 @@ function mergeJobOptions(base: JobOptions, over: JobOptions): JobOptions {
   const merged: JobOptions = { ...base };
   for (const [key, value] of Object.entries(over))
     if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
-  // scheduleAt and scheduleIn are alternatives: the one given last wins.
+  // scheduleAt and scheduleIn are alternatives: the one given last wins; so are
+  // expireAt and expireIn.
   if (over.scheduleAt !== undefined) delete merged.scheduleIn;
   if (over.scheduleIn !== undefined) delete merged.scheduleAt;
+  if (over.expireAt !== undefined) delete merged.expireIn;
+  if (over.expireIn !== undefined) delete merged.expireAt;
   return merged;
+}
+
+/**
+ * The flow-control part of a new job (see NewJobFlow), or undefined when it has none:
+ * the task's name keys a limit given without a key.
+ */
+function flowOf(options: JobOptions, taskName: string): NewJobFlow | undefined {
+  const { concurrencyLimit, rateLimit, expireAt, expireIn, uniqueFor } = options;
+  const limited = concurrencyLimit != null;
+  if (
+    !limited &&
+    rateLimit == null &&
+    expireAt === undefined &&
+    expireIn === undefined &&
+    uniqueFor === undefined
+  )
+    return undefined;
+  return {
+    concurrencyKey: limited ? (options.concurrencyKey ?? `task:${taskName}`) : null,
+    concurrencyLimit: limited ? concurrencyLimit : null,
+    rateLimit: rateLimit
+      ? { key: rateLimit.key ?? `task:${taskName}`, max: rateLimit.max, per: durationMs(rateLimit.per) }
+      : null,
+    expireAt: expireAt ?? (expireIn !== undefined ? new Date(Date.now() + durationMs(expireIn)) : null),
+    uniqueForMs: uniqueFor !== undefined ? durationMs(uniqueFor) : null,
+  };
 }
 
 function scheduledAtOf(options: JobOptions): Date | null {
@@ -274,7 +399,12 @@ function scheduledAtOf(options: JobOptions): Date | null {
   return null;
 }
 
-export function jobOptionProblems(options: JobOptions): string[] {
+/** Job options as a task may give them (its concurrencyKey may be a function of the args). */
+type AnyJobOptions = Omit<JobOptions, "concurrencyKey"> & {
+  concurrencyKey?: string | null | ((args: never) => string);
+};
+
+export function jobOptionProblems(options: AnyJobOptions): string[] {
   const problems: string[] = [];
   const add = (p: string | null) => p && problems.push(p);
   if (options.queue !== undefined) add(checkName("queue", options.queue, NAME_LIMITS.queue));
@@ -287,6 +417,7 @@ export function jobOptionProblems(options: JobOptions): string[] {
       `onConflict must be "error", "ignore" or "replace", got ${JSON.stringify(options.onConflict)}`,
     );
   if (options.scheduleAt !== undefined) add(checkDate("scheduleAt", options.scheduleAt));
+  problems.push(...flowProblems(options));
   if (options.scheduleIn !== undefined) {
     const ms =
       typeof options.scheduleIn === "object" || typeof options.scheduleIn === "number"
@@ -298,13 +429,57 @@ export function jobOptionProblems(options: JobOptions): string[] {
   return problems;
 }
 
+/** A Duration option that is not a timer: positive, at most `maxMs`. */
+function checkSpan(name: string, value: unknown, maxMs: number, maxText: string): string | null {
+  const ms =
+    typeof value === "number" || (typeof value === "object" && value !== null && !(value instanceof Date))
+      ? durationMs(value as Duration)
+      : Number.NaN;
+  return Number.isFinite(ms) && ms > 0 && ms <= maxMs
+    ? null
+    : `${name} must be a duration ({ seconds: 30 } or ms) above 0 and at most ${maxText} (got ${JSON.stringify(value)})`;
+}
+
+function flowProblems(options: AnyJobOptions): string[] {
+  const problems: string[] = [];
+  const add = (p: string | null) => p && problems.push(p);
+  const { concurrencyKey, concurrencyLimit, rateLimit } = options;
+  // On a task, a function gives the key per job (checked at defer).
+  if (concurrencyKey != null) {
+    if (typeof concurrencyKey !== "function")
+      add(checkName("concurrencyKey", concurrencyKey, NAME_LIMITS.lock));
+    if (concurrencyLimit == null)
+      problems.push("concurrencyKey needs concurrencyLimit: how many jobs of the key may run at once");
+  }
+  if (
+    concurrencyLimit != null &&
+    !(Number.isSafeInteger(concurrencyLimit) && concurrencyLimit >= 1 && concurrencyLimit <= 2147483647)
+  )
+    problems.push(`concurrencyLimit must be a whole number from 1, got ${JSON.stringify(concurrencyLimit)}`);
+  if (rateLimit != null) {
+    if (typeof rateLimit !== "object") problems.push("rateLimit must be { max, per, key? }");
+    else {
+      if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 10000))
+        problems.push(
+          `rateLimit.max must be a whole number from 1 to 10000, got ${JSON.stringify(rateLimit.max)}`,
+        );
+      add(checkSpan("rateLimit.per", rateLimit.per, 2147483647, "2147483647 ms (about 24.8 days)"));
+      if (rateLimit.key !== undefined) add(checkName("rateLimit.key", rateLimit.key, NAME_LIMITS.lock));
+    }
+  }
+  if (options.expireIn !== undefined) add(checkSpan("expireIn", options.expireIn, 3.15e12, "100 years"));
+  if (options.expireAt !== undefined) add(checkDate("expireAt", options.expireAt));
+  if (options.uniqueFor !== undefined) add(checkSpan("uniqueFor", options.uniqueFor, 3.15e12, "100 years"));
+  return problems;
+}
+
 function assertJobOptions(options: JobOptions): void {
   const problems = jobOptionProblems(options);
   if (problems.length)
     throw new InvalidArgs(`invalid job options: ${problems.join("; ")}; nothing was deferred`, problems);
 }
 
-function assertTaskOptions(options: TaskOptions<unknown>): void {
+function assertTaskOptions<Args>(options: TaskOptions<Args>): void {
   const problems: string[] = [];
   if (typeof options !== "object" || options === null)
     throw new InvalidOptions("task", ["expected an options object with a name"]);

@@ -140,6 +140,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #wakeup = new Wakeup();
   /** A fetch may find jobs: set by NOTIFY, timers, polls and finished lock jobs. */
   #hint = true;
+  /**
+   * The last claim held back jobs with a limit (flow control): a slot freeing here, or a
+   * limited job ending, may let one start, so either makes the worker look again.
+   */
+  #flowHeld = false;
+  /** Queues with limits, as the last claim said. */
+  #limitedQueues: ReadonlySet<string> = new Set();
   #listener: Listener | null = null;
   #scheduledTimer: NodeJS.Timeout | null = null;
   #scheduledAt = Number.POSITIVE_INFINITY;
@@ -192,9 +199,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       onBatch: (batch, durationMs) => {
         if (this.hasListeners("worker:outcomes"))
           this.emit("worker:outcomes", { worker: this, count: batch.length, durationMs });
-        // Written: a released lock may have unblocked the next job of that lock (no
-        // NOTIFY tells us), and one-shot must look again before stopping.
-        if (!this.options.wait || batch.some((o) => o.job.lock !== null)) this.#hint = true;
+        // Written: a released lock or limit may have unblocked the next job of that lock,
+        // key or queue (no NOTIFY tells us), and one-shot must look again before stopping.
+        if (!this.options.wait || batch.some((o) => this.#freesOthers(o.job))) this.#hint = true;
         this.#wakeup.wake();
       },
     });
@@ -439,7 +446,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.#takeBuffered((job) => job.queue === queue),
         `queue ${queue} was paused`,
       );
-    } else if (message.type === "resume" || message.type === "job") {
+    } else if (message.type === "resume" || message.type === "job" || message.type === "limits") {
       const { queues } = this.options;
       if (queues && message.queue && !queues.includes(message.queue)) return;
       if (message.at) {
@@ -480,8 +487,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         try {
           this.#hint = false;
           const sent = performance.now();
-          jobs = await this.#jm.fetchJobs(this.#workerId!, queues, limit);
+          // Jobs with a limit are claimed only for idle slots (never prefetched).
+          const idle = Math.max(0, concurrency - this.#running.size - this.#buffer.length);
+          const claim = await this.#jm.claimJobs(this.#workerId!, queues, limit, idle);
+          jobs = claim.jobs;
           this.#adaptPrefetch(performance.now() - sent);
+          this.#flowHeld = claim.held;
+          if (claim.limitedQueues.length || this.#limitedQueues.size)
+            this.#limitedQueues = new Set(claim.limitedQueues);
+          if (claim.more) this.#hint = true; // expired jobs were skipped: look again
+          if (claim.wakeAt) this.#armScheduledTimer(claim.wakeAt.getTime());
           for (const job of jobs) {
             // Claimed again while an earlier run of it still settles here: that run
             // is over (it waits in the buffer until that run is gone, see #startBuffered).
@@ -664,7 +679,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#recordJobDuration(performance.now() - running.startedMs);
     running.onReleased?.();
     this.#startBuffered(); // no round trip between a finished job and the next
+    if (this.#flowHeld) this.#hint = true; // a held limited job may take this slot
     this.#wakeup.wake();
+  }
+
+  /** Whether the end of this job's run may let a waiting job start (its lock or a limit). */
+  #freesOthers(job: Job): boolean {
+    return (
+      job.lock !== null || job.concurrencyKey !== null || this.#flowHeld || this.#limitedQueues.has(job.queue)
+    );
   }
 
   /** Resolves once every job running now has been released. */
