@@ -38,6 +38,12 @@ export interface WorkerOptions {
   heartbeatInterval?: number;
   /** How often running jobs are checked for abort requests when NOTIFY is off, in ms (at most 2147483647). @defaultValue 1000 */
   abortPollInterval?: number;
+  /**
+   * How often the worker ends expired jobs that no claim reached (JobOptions.expireIn), in
+   * ms (at most 2147483647). A claim never starts an expired job whatever this is; the
+   * sweep makes the others show as cancelled (reason "expired"). @defaultValue 10000
+   */
+  expiryInterval?: number;
   /** Most jobs claimed per fetch round trip, and most outcomes written per call. @defaultValue max(concurrency, 500) */
   fetchBatchSize?: number;
   /**
@@ -77,6 +83,7 @@ export const WORKER_DEFAULTS = {
   deleteJobs: "never" as DeleteJobs,
   heartbeatInterval: 5000,
   abortPollInterval: 1000,
+  expiryInterval: 10_000,
 } as const;
 
 /** Validates every option at once and reports all problems in one error. */
@@ -100,6 +107,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   duration("pollInterval");
   duration("heartbeatInterval");
   duration("abortPollInterval");
+  duration("expiryInterval");
   duration("shutdownTimeout", { allowInfinity: true, allowZero: true });
   if (options.queues != null) {
     if (!Array.isArray(options.queues) || options.queues.some((q) => typeof q !== "string" || q.length === 0))

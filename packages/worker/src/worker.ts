@@ -30,6 +30,7 @@ import { JobAbort } from "./job-abort.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 import { type Outcome, OutcomeWriter } from "./outcome-writer.js";
 import { ProbeServer, type WorkerHealth, workerHealth } from "./probes.js";
+import { expiryService } from "./expiry.js";
 import { Wakeup, sleep } from "./wakeup.js";
 
 /** The events of a worker (see WorkerEventMap in @proc/core); each is also emitted on its app. */
@@ -311,7 +312,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (options.listenNotify) await this.#listen();
     this.#background.push(this.#heartbeatLoop());
     if (!options.listenNotify) this.#background.push(this.#abortPollLoop());
-    for (const service of this.app.workerServices) this.#background.push(this.#runService(service));
+    for (const service of [expiryService(options.expiryInterval), ...this.app.workerServices])
+      this.#background.push(this.#runService(service));
     try {
       await this.#fetchLoop();
     } finally {
