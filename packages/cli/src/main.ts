@@ -5,6 +5,7 @@ import { dashboardCommand } from "./commands/dashboard.js";
 import { defer } from "./commands/defer.js";
 import { healthcheck, queues, queuesPause, queuesResume, stalled, workers } from "./commands/inspect.js";
 import { jobsCancel, jobsList, jobsRetry, jobsShow } from "./commands/jobs.js";
+import { limits, queuesLimit } from "./commands/limits.js";
 import { metricsCommand } from "./commands/metrics.js";
 import { schemaApply, schemaSql, schemaStatus } from "./commands/schema.js";
 import { worker } from "./commands/worker.js";
@@ -37,6 +38,8 @@ const RUN: Record<string, (s: Session) => Promise<number>> = {
   queues,
   "queues pause": queuesPause,
   "queues resume": queuesResume,
+  "queues limit": queuesLimit,
+  limits,
   workers,
   stalled,
   healthcheck,

@@ -210,6 +210,43 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
       { name: "priority", type: "string", value: "N", help: "higher runs first", default: "the task's (0)" },
       {
+        name: "concurrency-key",
+        type: "string",
+        value: "key",
+        help: "run at most --concurrency-limit jobs with this key at once",
+      },
+      {
+        name: "concurrency-limit",
+        type: "string",
+        value: "N",
+        help: "how many jobs of the key may run at once",
+      },
+      {
+        name: "rate-limit",
+        type: "string",
+        value: "N/window",
+        help: "at most N jobs of --rate-key start per window (5/1s, 100/1m)",
+      },
+      {
+        name: "rate-key",
+        type: "string",
+        value: "key",
+        help: "jobs sharing it share the rate",
+        default: "the task",
+      },
+      {
+        name: "expire-in",
+        type: "string",
+        value: "seconds",
+        help: "not started within this many seconds, the job ends cancelled (expired) unrun",
+      },
+      {
+        name: "unique-for",
+        type: "string",
+        value: "seconds",
+        help: "with --queueing-lock: no new job of it until this long after the last one started",
+      },
+      {
         name: "unknown",
         type: "boolean",
         help: "defer even if no task of that name is registered (another app runs it)",
@@ -322,6 +359,31 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "resume a paused queue",
     args: [{ name: "queue", required: true }],
     options: [],
+  },
+  {
+    path: ["queues", "limit"],
+    summary: "limit a queue across every worker: jobs running at once, starts per window",
+    args: [{ name: "queue", required: true }],
+    options: [
+      { name: "max-running", type: "string", value: "N", help: "at most N of its jobs run at once" },
+      {
+        name: "rate",
+        type: "string",
+        value: "N/window",
+        help: "at most N of its jobs start in any window (5/1s, 100/1m, 10/500ms)",
+      },
+      { name: "clear", type: "boolean", help: "remove every limit of the queue" },
+    ],
+    details:
+      "Stored in the database and enforced by the claim, so it holds exactly whatever the number of " +
+      "workers. Setting one limit replaces the queue's limits: give both to keep both. Jobs held back " +
+      "stay todo and never count as attempts.",
+  },
+  {
+    path: ["limits"],
+    summary: "limits in force and their use now: queues, concurrency keys, rate keys",
+    args: [],
+    options: [{ name: "limit", type: "string", value: "N", help: "most keys listed", default: "100" }],
   },
   {
     path: ["metrics"],

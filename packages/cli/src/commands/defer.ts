@@ -1,7 +1,14 @@
-import { type AlreadyEnqueued, type App, type JsonObject, isProcError } from "@proc/core";
+import {
+  type AlreadyEnqueued,
+  type App,
+  type JsonObject,
+  type RateLimitOption,
+  isProcError,
+} from "@proc/core";
 import { CliError, UsageError } from "../errors.js";
 import type { Session } from "../session.js";
 import { closest } from "../suggest.js";
+import { parseRate } from "./limits.js";
 
 export async function defer(s: Session): Promise<number> {
   const [taskName, argsText = "{}"] = s.positionals as [string, string?];
@@ -21,6 +28,11 @@ export async function defer(s: Session): Promise<number> {
     priority: v.int("priority"),
     scheduleAt: at,
     scheduleIn: inSeconds === undefined ? undefined : { seconds: inSeconds },
+    concurrencyKey: v.string("concurrency-key"),
+    concurrencyLimit: v.int("concurrency-limit", 1),
+    rateLimit: rateLimitOf(v.string("rate-limit"), v.string("rate-key")),
+    expireIn: secondsDuration(v.seconds("expire-in", { positive: true })),
+    uniqueFor: secondsDuration(v.seconds("unique-for", { positive: true })),
   };
 
   const app = await s.app("database");
@@ -47,6 +59,16 @@ export async function defer(s: Session): Promise<number> {
   else s.out.line(String(id));
   return 0;
 }
+
+function rateLimitOf(rate: string | undefined, key: string | undefined): RateLimitOption | undefined {
+  if (rate === undefined) {
+    if (key !== undefined) throw new UsageError("--rate-key needs --rate-limit N/window", ["defer"]);
+    return undefined;
+  }
+  return { ...parseRate(rate, "rate-limit", "defer"), ...(key === undefined ? {} : { key }) };
+}
+
+const secondsDuration = (seconds: number | undefined) => (seconds === undefined ? undefined : { seconds });
 
 function parseJobArgs(text: string): JsonObject {
   let value: unknown;
