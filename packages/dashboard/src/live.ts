@@ -1,6 +1,6 @@
 // What tells watching browsers that something changed: LISTEN on the app's NOTIFY channels
 // (new and retried jobs, abort requests, and "<channel>_done" for finished jobs), plus a poll
-// of the queue gauges for what no NOTIFY announces (a job starting) and for while LISTEN is
+// of an activity signature (index ends only) for what no NOTIFY announces (a job starting) and for while LISTEN is
 // down. Runs only while at least one browser watches; changes are coalesced so a burst of
 // jobs costs each browser one refresh per THROTTLE_MS.
 import type { App, Listener } from "@proc/core";
@@ -108,9 +108,9 @@ export class LiveFeed {
 
   async #check(): Promise<void> {
     try {
-      // Not the oldest job's age: it grows every second without anything happening.
-      const gauges = await this.#app.jobManager.queueGauges();
-      const signature = gauges.map((g) => `${g.queue}:${g.todo}:${g.ready}:${g.doing}`).join(",");
+      // Index ends only (the newest job, the doing count, the latest finish, the workers):
+      // well under a millisecond on a table of millions, polled every second.
+      const signature = await this.#app.jobManager.activitySignature();
       this.#pollFailed = false;
       if (this.#signature !== null && signature !== this.#signature) this.changed();
       this.#signature = signature;

@@ -5,6 +5,29 @@ import { InvalidOptions } from "@proc/core";
 export type DashboardAction = "retry" | "cancel" | "abort" | "delete";
 export const ACTIONS: readonly DashboardAction[] = ["retry", "cancel", "abort", "delete"];
 
+/** A bulk action of the jobs page: what to do, to the selected jobs or to every job of the filter. */
+export type BulkAction = `${"retry" | "cancel" | "delete"}:${"selected" | "filter"}`;
+export const BULK_ACTIONS: readonly BulkAction[] = [
+  "retry:selected",
+  "cancel:selected",
+  "delete:selected",
+  "retry:filter",
+  "cancel:filter",
+  "delete:filter",
+];
+
+/**
+ * A periodic schedule, as `app.periodic()` (@proc/scheduler) returns it: the dashboard shows
+ * its cron, time zone and next tick beside what the database deferred.
+ */
+export interface PeriodicSchedule {
+  readonly taskName: string;
+  readonly periodicId: string;
+  readonly cron: string;
+  readonly timezone: string;
+  nextTick(after?: Date): Date;
+}
+
 export interface DashboardOptions {
   /**
    * The path the dashboard is mounted at, as the browser sees it ("/", "/admin/jobs"): every
@@ -34,10 +57,17 @@ export interface DashboardOptions {
   /** Jobs per page of the jobs list (1 to 500). @defaultValue 50 */
   pageSize?: number;
   /**
-   * While a browser watches live, how often (ms) the queue gauges are read to catch changes no
+   * While a browser watches live, how often (ms) an activity signature is read to catch changes no
    * NOTIFY announces (a job starting) and everything when LISTEN is down. @defaultValue 1000
    */
   pollInterval?: number;
+  /**
+   * The app's periodic schedules (the handles `app.periodic()` returns), for the periodic
+   * tasks page to show their cron, time zone and next tick. Without them it still lists every
+   * schedule the database has deferred a job for, with its last tick and job.
+   * @defaultValue []
+   */
+  periodic?: readonly PeriodicSchedule[];
 }
 
 export interface ResolvedOptions {
@@ -48,6 +78,7 @@ export interface ResolvedOptions {
   secret: Buffer;
   pageSize: number;
   pollInterval: number;
+  periodic: readonly PeriodicSchedule[];
 }
 
 /** Every bad option reported in one InvalidOptions. */
@@ -72,6 +103,12 @@ export function resolveOptions(options: DashboardOptions = {}): ResolvedOptions 
   const pollInterval = options.pollInterval ?? 1000;
   if (!Number.isFinite(pollInterval) || pollInterval < 100 || pollInterval > 2_147_483_647)
     problems.push(`pollInterval: milliseconds, at least 100, got ${pollInterval}`);
+  const periodic = options.periodic ?? [];
+  if (
+    !Array.isArray(periodic) ||
+    periodic.some((p) => typeof p?.taskName !== "string" || typeof p?.nextTick !== "function")
+  )
+    problems.push("periodic: an array of the handles app.periodic() returns");
   if (problems.length) throw new InvalidOptions("createDashboard", problems);
   return {
     basePath: typeof base === "string" ? base.replace(/\/+$/, "") : "",
@@ -81,5 +118,6 @@ export function resolveOptions(options: DashboardOptions = {}): ResolvedOptions 
     secret: options.secret === undefined ? randomBytes(32) : Buffer.from(options.secret),
     pageSize,
     pollInterval,
+    periodic,
   };
 }

@@ -1,209 +1,237 @@
-// The pages, as functions of what the database said: no I/O here. Every value from the
-// database passes through html`` and is escaped; JSON (args, results, errors, history) is
-// also redacted, so a connection string a task put there never shows its password.
+// The overview, the jobs list and a job's detail, as functions of what the database said: no
+// I/O here. Every value from the database passes through html`` and is escaped; JSON (args,
+// results, errors, history) is also redacted, so a connection string a task put there never
+// shows its password.
 import {
-  type Counts,
   JOB_STATUSES,
   type Job,
-  type JobStatus,
-  type QueueGauges,
+  type QueueSummary,
+  type ThroughputMinute,
   type WorkerInfo,
   redact,
 } from "@proc/core";
+import { type JobsFilter, filterParams, isFiltered, timeInput } from "./filter.js";
 import { type Html, html } from "./html.js";
-import type { DashboardAction } from "./options.js";
-
-export interface PageContext {
-  base: string;
-  /** Actions enabled: the action forms' hidden fields. */
-  actions: { csrf: string; needsToken: boolean } | null;
-  now: Date;
-}
-
-/** A worker is alive while its last heartbeat is younger than this (the stalled-job default). */
-export const ALIVE_SECONDS = 30;
-
-const json = (value: unknown): string => redact(JSON.stringify(value, null, 2) ?? "null");
-
-function when(date: Date | null, now: Date): Html {
-  if (date === null) return html`<span class="muted">—</span>`;
-  const iso = date.toISOString();
-  return html`<time datetime="${iso}" title="${iso}">${iso.replace("T", " ").slice(0, 19)}Z</time> <span class="muted">(${ago(date, now)})</span>`;
-}
-
-function ago(date: Date, now: Date): string {
-  const seconds = Math.round((now.getTime() - date.getTime()) / 1000);
-  const future = seconds < 0;
-  const text = duration(Math.abs(seconds));
-  return future ? `in ${text}` : `${text} ago`;
-}
-
-export function duration(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
-
-const status = (s: JobStatus) => html`<span class="status ${s}">${s}</span>`;
-
-function query(params: Record<string, string | number | null | undefined>): string {
-  const search = new URLSearchParams();
-  for (const [k, v] of Object.entries(params))
-    if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
-  const text = search.toString();
-  return text ? `?${text}` : "";
-}
-
-export function layout(
-  ctx: PageContext,
-  page: "overview" | "jobs" | "job",
-  title: string,
-  body: Html,
-): string {
-  const nav = (name: typeof page, href: string, label: string) =>
-    html`<a href="${ctx.base}${href}"${page === name || (name === "jobs" && page === "job") ? html` aria-current="page"` : ""}>${label}</a>`;
-  return html`<!doctype html>
-<html lang="en" data-events="${ctx.base}/events">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title} · proc</title>
-<link rel="stylesheet" href="${ctx.base}/assets/style.css">
-<script src="${ctx.base}/assets/live.js" defer></script>
-</head>
-<body>
-<header>
-<span class="brand">proc</span>
-<nav>${nav("overview", "/", "Overview")}${nav("jobs", "/jobs", "Jobs")}</nav>
-<div class="live"><span id="live-state" data-state="down">connecting</span><button type="button" id="live-toggle" aria-pressed="false">Pause live updates</button></div>
-</header>
-<main>
-${body}
-</main>
-</body>
-</html>
-`.value;
-}
+import {
+  ALIVE_SECONDS,
+  type PageContext,
+  count,
+  duration,
+  json,
+  layout,
+  muted,
+  query,
+  status,
+  when,
+} from "./layout.js";
+import type { BulkAction, DashboardAction } from "./options.js";
 
 export interface OverviewData {
-  queues: Counts[];
-  gauges: QueueGauges[];
+  queues: QueueSummary[];
+  throughput: ThroughputMinute[];
   workers: WorkerInfo[];
+  stalled: number;
 }
 
+const KEPT = ["failed", "cancelled", "aborted"] as const;
+
 export function overviewPage(ctx: PageContext, data: OverviewData): string {
-  const gauges = new Map(data.gauges.map((g) => [g.queue, g]));
-  const totals = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0])) as Record<JobStatus, number>;
-  for (const q of data.queues) for (const s of JOB_STATUSES) totals[s] += q[s];
+  const total = (pick: (q: QueueSummary) => number) => data.queues.reduce((sum, q) => sum + pick(q), 0);
   const alive = data.workers.filter(
     (w) => ctx.now.getTime() - w.lastHeartbeatAt.getTime() < ALIVE_SECONDS * 1000,
   );
-  const oldest = data.gauges.reduce((max, g) => Math.max(max, g.oldestReadySeconds), 0);
-  const waiting = data.gauges.some((g) => g.ready > 0);
-  const count = (queue: string, s: JobStatus, n: number) =>
-    n === 0
-      ? html`<span class="muted">0</span>`
-      : html`<a href="${ctx.base}/jobs${query({ queue, status: s })}">${n}</a>`;
-  const card = (n: string | number, k: string, id: string) =>
-    html`<div class="card" id="${id}"><div class="n">${n}</div><div class="k">${k}</div></div>`;
+  const waiting = data.queues.filter((q) => q.ready > 0);
+  const oldest = waiting.reduce((max, q) => Math.max(max, q.oldestReadySeconds), 0);
+  const link = (n: number, params: Record<string, string>) =>
+    n === 0 ? muted("0") : html`<a href="${ctx.base}/jobs${query(params)}">${count(n)}</a>`;
+  const card = (id: string, n: Html | string, k: string, kind = "") =>
+    html`<div class="card ${kind}" id="${id}"><div class="n">${n}</div><div class="k">${k}</div></div>`;
+  const failed = total((q) => q.failed);
+  const series = {
+    t: data.throughput.map((m) => m.minute.getTime() / 1000),
+    succeeded: data.throughput.map((m) => m.succeeded),
+    failed: data.throughput.map((m) => m.failed),
+    waitMean: data.throughput.map((m) => m.waitMeanSeconds),
+    waitMax: data.throughput.map((m) => m.waitMaxSeconds),
+  };
+  const hour = {
+    succeeded: series.succeeded.reduce((a, b) => a + b, 0),
+    failed: series.failed.reduce((a, b) => a + b, 0),
+  };
   const body = html`<h1>Overview</h1>
 <div id="overview" data-live>
 <div class="cards">
-${JOB_STATUSES.map((s) => card(totals[s], s, `total-${s}`))}
-${card(`${alive.length} / ${data.workers.length}`, "workers alive", "workers-alive")}
-${card(waiting ? duration(oldest) : "—", "oldest waiting", "oldest-waiting")}
+${card(
+  "total-todo",
+  link(
+    total((q) => q.todo),
+    { status: "todo" },
+  ),
+  "waiting",
+)}
+${card(
+  "total-doing",
+  link(
+    total((q) => q.doing),
+    { status: "doing" },
+  ),
+  "running",
+)}
+${card("recent-succeeded", count(hour.succeeded), "succeeded · last hour", "good")}
+${card("recent-failed", count(hour.failed), "failed · last hour", hour.failed ? "bad" : "")}
+${card("total-failed", link(failed, { status: "failed" }), "failed · kept", failed ? "bad" : "")}
+${card("oldest-waiting", waiting.length ? duration(oldest) : "—", "oldest waiting")}
+${card("workers-alive", html`<a href="${ctx.base}/workers">${alive.length} / ${data.workers.length}</a>`, "workers alive")}
+${card("stalled", data.stalled ? link(data.stalled, { status: "doing" }) : muted("0"), "stalled jobs", data.stalled ? "bad" : "")}
+</div>
+<div class="charts">
+<figure class="chart-box"><figcaption>Throughput <span class="muted">jobs per minute, last hour</span></figcaption>
+<div class="chart" id="chart-throughput" data-chart="throughput" role="img" aria-label="Jobs that succeeded and failed per minute over the last hour: ${hour.succeeded} succeeded, ${hour.failed} failed"></div></figure>
+<figure class="chart-box"><figcaption>Wait time <span class="muted">ready → started, seconds, last hour</span></figcaption>
+<div class="chart" id="chart-wait" data-chart="wait" role="img" aria-label="Mean and longest wait before start per minute over the last hour"></div></figure>
+<div id="chart-data" hidden data-series="${JSON.stringify(series)}"></div>
 </div>
 <h2>Queues</h2>
 ${
   data.queues.length === 0
     ? html`<p class="empty">No jobs yet.</p>`
     : html`<table id="queues">
-<thead><tr><th>queue</th>${JOB_STATUSES.map((s) => html`<th class="num">${s}</th>`)}<th class="num">oldest waiting</th></tr></thead>
+<thead>
+<tr class="group"><th></th><th colspan="4">now</th><th colspan="3">kept</th><th colspan="2">last hour</th></tr>
+<tr><th>queue</th><th class="num">waiting</th><th class="num">ready</th><th class="num">running</th><th class="num">oldest waiting</th>${KEPT.map((s) => html`<th class="num">${s}</th>`)}<th class="num">succeeded</th><th class="num">failed</th></tr>
+</thead>
 <tbody>
-${data.queues.map((q) => {
-  const g = gauges.get(q.name);
-  return html`<tr data-queue="${q.name}"><td><a href="${ctx.base}/jobs${query({ queue: q.name })}">${q.name}</a></td>${JOB_STATUSES.map(
-    (s) => html`<td class="num" data-status="${s}">${count(q.name, s, q[s])}</td>`,
-  )}<td class="num">${g && g.ready > 0 ? duration(g.oldestReadySeconds) : html`<span class="muted">—</span>`}</td></tr>`;
-})}
-</tbody>
-</table>`
-}
-<h2>Workers</h2>
-${
-  data.workers.length === 0
-    ? html`<p class="empty">No worker is registered.</p>`
-    : html`<table id="workers">
-<thead><tr><th>name</th><th>host</th><th class="num">pid</th><th>queues</th><th class="num">running</th><th class="num">concurrency</th><th>last heartbeat</th></tr></thead>
-<tbody>
-${data.workers.map(
-  (w) =>
-    html`<tr><td>${w.name}</td><td>${w.host}</td><td class="num">${w.pid}</td><td>${w.queues?.join(", ") ?? html`<span class="muted">all</span>`}</td><td class="num">${w.doing}</td><td class="num">${w.concurrency}</td><td>${when(w.lastHeartbeatAt, ctx.now)}</td></tr>`,
+${data.queues.map(
+  (q) =>
+    html`<tr data-queue="${q.queue}"><td><a href="${ctx.base}/jobs${query({ queue: q.queue })}">${q.queue}</a>${q.pausedAt ? html` <span class="badge paused" title="paused since ${q.pausedAt.toISOString()}">paused</span>` : ""}</td>
+<td class="num" data-status="todo">${link(q.todo, { queue: q.queue, status: "todo" })}</td>
+<td class="num" data-ready>${q.ready === 0 ? muted("0") : count(q.ready)}</td>
+<td class="num" data-status="doing">${link(q.doing, { queue: q.queue, status: "doing" })}</td>
+<td class="num">${q.ready > 0 ? duration(q.oldestReadySeconds) : muted()}</td>
+${KEPT.map((s) => html`<td class="num" data-status="${s}">${link(q[s], { queue: q.queue, status: s })}</td>`)}
+<td class="num" data-recent="succeeded">${q.recentSucceeded === 0 ? muted("0") : count(q.recentSucceeded)}</td>
+<td class="num" data-recent="failed">${q.recentFailed === 0 ? muted("0") : count(q.recentFailed)}</td></tr>`,
 )}
 </tbody>
 </table>`
 }
+<p class="hint">Waiting and running jobs are counted exactly, as are the failed, cancelled and aborted jobs the table keeps; succeeded jobs are counted over the last hour. Charts count the jobs that finished each minute.</p>
 </div>`;
-  return layout(ctx, "overview", "Overview", body);
+  return layout(ctx, "overview", "Overview", body, ["uplot.js", "charts.js"], ["uplot.css"]);
 }
 
-export interface JobsFilter {
-  status: JobStatus | null;
-  queue: string | null;
-  task: string | null;
-  lock: string | null;
-  queueingLock: string | null;
+export interface JobsView {
+  filter: JobsFilter;
+  jobs: Job[];
+  /** The cursor of this page (ids below it), or null for the newest. */
   before: number | null;
+  /** The cursor of the next (older) page, or null when there is none. */
+  older: number | null;
+  /** Set when the bounded id range ran out before a page was full: the ids that were read. */
+  searched: { from: number; below: number } | null;
+  notice: Html | null;
 }
 
-export function jobsPage(
-  ctx: PageContext,
-  filter: JobsFilter,
-  jobs: Job[],
-  hasOlder: boolean,
-  queues: string[],
-): string {
-  const filterParams = {
-    status: filter.status,
-    queue: filter.queue,
-    task: filter.task,
-    lock: filter.lock,
-    queueing_lock: filter.queueingLock,
-  };
-  const input = (name: string, label: string, value: string | null) =>
-    html`<label>${label}<input name="${name}" value="${value ?? ""}" autocomplete="off"></label>`;
-  const last = jobs.at(-1);
-  const body = html`<h1>Jobs</h1>
-<form class="filters" method="get" action="${ctx.base}/jobs">
-<label>status<select name="status"><option value="">any</option>${JOB_STATUSES.map(
-    (s) => html`<option value="${s}"${filter.status === s ? html` selected` : ""}>${s}</option>`,
-  )}</select></label>
-<label>queue<input name="queue" value="${filter.queue ?? ""}" list="queue-names" autocomplete="off"></label>
-<datalist id="queue-names">${queues.map((q) => html`<option value="${q}"></option>`)}</datalist>
-${input("task", "task", filter.task)}${input("lock", "lock", filter.lock)}${input("queueing_lock", "queueing lock", filter.queueingLock)}
-<button type="submit" class="primary">Filter</button> <a href="${ctx.base}/jobs">Clear</a>
-</form>
-<div id="jobs" data-live>
-${
-  jobs.length === 0
-    ? html`<p class="empty">No job matches.</p>`
-    : html`<table id="jobs-table">
-<thead><tr><th class="num">id</th><th>task</th><th>queue</th><th>status</th><th class="num">attempts</th><th>lock</th><th>queueing lock</th><th>created</th><th>finished</th></tr></thead>
+const BULK: Array<{ value: BulkAction; label: string; scope: "selected" | "filter"; question: string }> = [
+  {
+    value: "retry:selected",
+    label: "Retry selected",
+    scope: "selected",
+    question: "Retry the selected jobs?",
+  },
+  {
+    value: "cancel:selected",
+    label: "Cancel selected",
+    scope: "selected",
+    question: "Cancel the selected waiting jobs?",
+  },
+  {
+    value: "delete:selected",
+    label: "Delete selected",
+    scope: "selected",
+    question: "Delete the selected finished jobs? This cannot be undone.",
+  },
+  {
+    value: "retry:filter",
+    label: "Retry all finished matching",
+    scope: "filter",
+    question: "Retry EVERY finished job that matches this filter?",
+  },
+  {
+    value: "cancel:filter",
+    label: "Cancel all waiting matching",
+    scope: "filter",
+    question: "Cancel EVERY waiting job that matches this filter?",
+  },
+  {
+    value: "delete:filter",
+    label: "Delete all finished matching",
+    scope: "filter",
+    question: "Delete EVERY finished job that matches this filter? This cannot be undone.",
+  },
+];
+
+export function jobsPage(ctx: PageContext, view: JobsView): string {
+  const { filter, jobs } = view;
+  const params = filterParams(filter);
+  const input = (name: string, label: string, value: string | null, extra: Html | string = "") =>
+    html`<label>${label}<input name="${name}" value="${value ?? ""}" autocomplete="off"${extra}></label>`;
+  const actions = ctx.actions;
+  const filtered = isFiltered(filter);
+  const described = Object.entries(params)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+  const table = html`<table id="jobs-table">
+<thead><tr>${actions ? html`<th class="pick"><input type="checkbox" id="pick-all" aria-label="Select every job of this page"></th>` : ""}<th class="num">id</th><th>task</th><th>queue</th><th>status</th><th class="num">attempts</th><th>lock</th><th>queueing lock</th><th class="num">worker</th><th>created</th><th>finished</th></tr></thead>
 <tbody>
 ${jobs.map(
   (j) =>
-    html`<tr data-job-id="${j.id}"><td class="num"><a href="${ctx.base}/jobs/${j.id}">${j.id}</a></td><td>${j.task}</td><td>${j.queue}</td><td>${status(j.status)}</td><td class="num">${j.attempts}</td><td>${j.lock ?? ""}</td><td>${j.queueingLock ?? ""}</td><td>${when(j.createdAt, ctx.now)}</td><td>${when(j.finishedAt, ctx.now)}</td></tr>`,
+    html`<tr data-job-id="${j.id}">${actions ? html`<td class="pick"><input type="checkbox" name="ids" value="${j.id}" aria-label="Select job ${j.id}"></td>` : ""}<td class="num"><a href="${ctx.base}/jobs/${j.id}">${j.id}</a></td><td>${j.task}</td><td>${j.queue}</td><td>${status(j.status)}${j.abortRequested ? html` <span class="muted">aborting</span>` : ""}</td><td class="num">${j.attempts}</td><td>${j.lock ?? ""}</td><td>${j.queueingLock ?? ""}</td><td class="num">${j.workerId === null ? "" : html`<a href="${ctx.base}/jobs${query({ worker: j.workerId })}">${j.workerId}</a>`}</td><td class="nowrap">${when(j.createdAt, ctx.now)}</td><td class="nowrap">${when(j.finishedAt, ctx.now)}</td></tr>`,
 )}
 </tbody>
-</table>`
-}
+</table>`;
+  const list = html`<div id="jobs" data-live>
+${jobs.length === 0 ? html`<p class="empty" id="no-match">No job matches${view.searched ? html` among the ids ${count(view.searched.from)} to ${count(view.searched.below - 1)}` : ""}.</p>` : table}
+${view.searched && jobs.length > 0 ? html`<p class="hint" id="searched">These are the matches among the ids ${count(view.searched.from)} to ${count(view.searched.below - 1)}; each page reads a bounded range of ids, so that every filter stays fast on millions of jobs.</p>` : ""}
 <div class="pager">
-${filter.before !== null ? html`<a href="${ctx.base}/jobs${query(filterParams)}" id="newest">« Newest</a>` : ""}
-${hasOlder && last ? html`<a href="${ctx.base}/jobs${query({ ...filterParams, before: last.id })}" id="older">Older »</a>` : ""}
+${view.before !== null ? html`<a href="${ctx.base}/jobs${query(params)}" id="newest">« Newest</a>` : ""}
+${view.older !== null ? html`<a href="${ctx.base}/jobs${query({ ...params, before: view.older })}" id="older">${view.searched ? "Search older jobs »" : "Older »"}</a>` : ""}
 </div>
 </div>`;
+  const body = html`<h1>Jobs</h1>
+${view.notice ?? ""}
+<form class="filters" method="get" action="${ctx.base}/jobs" id="filters">
+<label>status<select name="status"><option value="">any</option>${JOB_STATUSES.map(
+    (s) => html`<option value="${s}"${filter.status === s ? html` selected` : ""}>${s}</option>`,
+  )}</select></label>
+${input("queue", "queue", filter.queue)}${input("task", "task", filter.task)}${input("lock", "lock", filter.lock)}${input("queueing_lock", "queueing lock", filter.queueingLock)}
+${input("worker", "worker id", params.worker ?? null, html` inputmode="numeric" size="6"`)}
+<label>created from (UTC)<input type="datetime-local" name="from" value="${timeInput(filter.from)}" step="1"></label>
+<label>created before (UTC)<input type="datetime-local" name="to" value="${timeInput(filter.to)}" step="1"></label>
+${input("q", "search in args", filter.search, html` class="wide" placeholder="text, or a JSON object such as {&quot;user_id&quot;: 7}"`)}
+<button type="submit" class="primary">Filter</button> <a href="${ctx.base}/jobs">Clear</a>
+</form>
+${
+  actions
+    ? html`<form method="post" action="${ctx.base}/jobs/bulk" id="bulk">
+<input type="hidden" name="csrf" value="${actions.csrf}">
+${Object.entries(params).map(([k, v]) => (v ? html`<input type="hidden" name="${k}" value="${v}">` : ""))}
+<div class="bulk-bar">
+${actions.needsToken ? html`<label>token <input type="password" name="token" autocomplete="current-password" required></label>` : ""}
+<span class="muted">selected:</span>
+${BULK.filter((b) => b.scope === "selected").map((b) => html`<button type="submit" name="bulk" value="${b.value}" data-needs-selection data-confirm="${b.question}">${b.label}</button>`)}
+${
+  filtered
+    ? html`<span class="sep"></span><span class="muted" title="${described}">whole filter:</span>
+${BULK.filter((b) => b.scope === "filter").map((b) => html`<button type="submit" name="bulk" value="${b.value}" class="${b.value.startsWith("retry") ? "primary" : "danger"}" data-confirm="${b.question} (${described})">${b.label}</button>`)}`
+    : ""
+}
+</div>
+${list}
+</form>`
+    : list
+}`;
   return layout(ctx, "jobs", "Jobs", body);
 }
 
@@ -228,7 +256,7 @@ export function actionsFor(job: Job): DashboardAction[] {
 
 export function jobPage(ctx: PageContext, job: Job, notice: Html | null): string {
   const field = (label: string, value: Html | string | number | null) =>
-    html`<dt>${label}</dt><dd>${value === null ? html`<span class="muted">—</span>` : value}</dd>`;
+    html`<dt>${label}</dt><dd>${value === null ? muted() : value}</dd>`;
   const actions = ctx.actions;
   const available = actionsFor(job);
   const body = html`<h1>Job ${job.id} <span class="muted">${job.task}</span></h1>
@@ -250,10 +278,11 @@ ${available.map(
 <div>
 <h2>Fields</h2>
 <dl class="fields">
-${field("status", html`${status(job.status)}${job.abortRequested ? html` <span class="muted">abort requested</span>` : ""}`)}
+${field("status", html`${status(job.status)}${job.abortRequested && job.status === "doing" ? html` <span class="muted">abort requested</span>` : ""}`)}
 ${field("queue", job.queue)}${field("task", job.task)}${field("priority", job.priority)}
 ${field("attempts", job.attempts)}${field("run", job.run)}${field("stalled", job.stalledCount)}
-${field("lock", job.lock)}${field("queueing lock", job.queueingLock)}${field("worker", job.workerId)}
+${field("lock", job.lock === null ? null : html`<a href="${ctx.base}/jobs${query({ lock: job.lock })}">${job.lock}</a>`)}${field("queueing lock", job.queueingLock)}
+${field("worker", job.workerId === null ? null : html`<a href="${ctx.base}/jobs${query({ worker: job.workerId })}">${job.workerId}</a>`)}
 ${field("created", when(job.createdAt, ctx.now))}${field("scheduled", job.scheduledAt ? when(job.scheduledAt, ctx.now) : null)}
 ${field("started", job.startedAt ? when(job.startedAt, ctx.now) : null)}${field("finished", job.finishedAt ? when(job.finishedAt, ctx.now) : null)}
 </dl>
@@ -273,8 +302,12 @@ ${job.headers ? html`<h2>Headers</h2><pre id="headers">${json(job.headers)}</pre
 <ol class="timeline" id="timeline">
 ${job.events.map((e) => {
   const { type, at, ...rest } = e;
+  // An error shows as its name and message here: its stack is in the Error section.
+  const error = rest["error"] as { name?: unknown; message?: unknown } | null | undefined;
+  if (error && typeof error === "object" && "message" in error)
+    rest["error"] = `${String(error.name ?? "Error")}: ${String(error.message)}`;
   const detail = Object.keys(rest).length ? redact(JSON.stringify(rest)) : "";
-  return html`<li><span class="type">${type}</span> ${when(at, ctx.now)}${detail ? html`<div class="detail">${detail}</div>` : ""}</li>`;
+  return html`<li class="${type}"><span class="type">${type}</span> ${when(at, ctx.now)}${detail ? html`<div class="detail">${detail}</div>` : ""}</li>`;
 })}
 </ol>
 </div>
@@ -283,12 +316,9 @@ ${job.events.map((e) => {
   return layout(ctx, "job", `Job ${job.id}`, body);
 }
 
-/** A page for an error the user can act on (not found, refused, conflict). */
-export function messagePage(ctx: PageContext, title: string, message: string): string {
-  return layout(
-    ctx,
-    "job",
-    title,
-    html`<h1>${title}</h1><p class="notice error" id="message">${message}</p><p><a href="${ctx.base}/jobs">Back to the jobs</a></p>`,
-  );
+/** "Retried 3 jobs.": the notice after a bulk action. */
+export function bulkNotice(action: string | undefined, n: number): Html | null {
+  const verb = { retry: "Retried", cancel: "Cancelled", delete: "Deleted" }[action ?? ""];
+  if (!verb || !Number.isSafeInteger(n)) return null;
+  return html`<p class="notice" id="notice">${verb} ${count(n)} ${n === 1 ? "job" : "jobs"}.</p>`;
 }

@@ -71,16 +71,31 @@ describe.each(backends())("@proc/dashboard on %s", (backend) => {
     const row = /<tr data-queue="emails">(.*?)<\/tr>/s.exec(page)?.[1] ?? "";
     expect(row).toMatch(/data-status="todo"><a href="\/jobs\?queue=emails&amp;status=todo">3<\/a>/);
     expect(/<tr data-queue="reports">(.*?)<\/tr>/s.exec(page)?.[1]).toMatch(/data-status="doing"><a[^>]*>1</);
-    expect(page).toMatch(/id="total-failed"><div class="n">1</);
+    expect(page).toMatch(/id="total-failed"><div class="n"><a[^>]*>1</);
+    expect(page).toMatch(/id="recent-failed"><div class="n">1</);
     // Two workers registered by the fixtures, both beating now.
-    expect(page).toMatch(/id="workers-alive"><div class="n">2 \/ 2</);
+    expect(page).toMatch(/id="workers-alive"><div class="n"><a href="\/workers">2 \/ 2</);
     expect(page).toMatch(/id="oldest-waiting"><div class="n">\d+ s</);
+    // The charts' data: one point a minute for the last hour, the failed job in the last one.
+    const series = JSON.parse(
+      (/id="chart-data" hidden data-series="([^"]*)"/.exec(page)?.[1] ?? "").replaceAll("&quot;", '"'),
+    );
+    expect(series.t).toHaveLength(60);
+    expect(series.failed.reduce((a: number, b: number) => a + b, 0)).toBe(1);
+    expect(page).toContain('<script src="/assets/uplot.js" defer></script>');
+    expect(page).toContain('<link rel="stylesheet" href="/assets/uplot.css">');
     expect(page).not.toMatch(/<script>(?!<\/script>)|<script>[^<]/);
     expect(page).toContain('<script src="/assets/live.js" defer></script>');
     const js = await get(d, "/assets/live.js");
     expect(js.headers.get("content-type")).toContain("text/javascript");
     expect(await js.text()).toContain("EventSource");
     expect((await get(d, "/assets/style.css")).headers.get("content-type")).toContain("text/css");
+    // uPlot is served by the dashboard itself (bundled at build time), with its license.
+    const uplot = await get(d, "/assets/uplot.js");
+    expect(uplot.headers.get("content-type")).toContain("text/javascript");
+    expect(await uplot.text()).toMatch(/^\/\*! uPlot 1\.\d+\.\d+ \| The MIT License/);
+    expect(await (await get(d, "/assets/charts.js")).text()).toContain("new uPlot(");
+    expect((await get(d, "/assets/nope.js")).status).toBe(404);
   });
 
   it("jobs: filters by status, queue, task, lock and queueing lock; keyset pagination by id", async () => {
@@ -140,7 +155,7 @@ describe.each(backends())("@proc/dashboard on %s", (backend) => {
       .configureTask("sync", { allowUnknown: true, lock: "account:7", queueingLock: "sync:7" })
       .defer({});
     const detail = await text(dashboard(), `/jobs/${locked}`);
-    expect(detail).toMatch(/<dt>lock<\/dt><dd>account:7<\/dd>/);
+    expect(detail).toMatch(/<dt>lock<\/dt><dd><a href="\/jobs\?lock=account%3A7">account:7<\/a><\/dd>/);
     expect(detail).toMatch(/<dt>queueing lock<\/dt><dd>sync:7<\/dd>/);
     expect((await get(dashboard(), "/jobs/999999")).status).toBe(404);
   });
@@ -251,6 +266,185 @@ describe.each(backends())("@proc/dashboard on %s", (backend) => {
     expect((await d(post(path, { action: "retry", csrf }, { cookie, "x-role": "admin" }))).status).toBe(303);
     expect(asked).toEqual(["retry", "retry"]);
     expect((await app.jobManager.getJob(id))?.status).toBe("todo");
+  });
+
+  it("jobs: filters by worker, creation time (UTC) and text or a JSON object in args", async () => {
+    const mail = app.configureTask("mail", { allowUnknown: true, queue: "mail" });
+    const ada = await mail.defer({ to: "ada@example.com", n: 1 });
+    const bob = await mail.defer({ to: "bob@example.com", n: 2 });
+    const running = await doingJob(app);
+    const workerId = (await app.jobManager.getJob(running))?.workerId;
+    // Ids grow with time: moving the first job back two days keeps that true.
+    await app.connector.query(
+      `UPDATE "${app.schema}".jobs SET created_at = now() - interval '2 days' WHERE id = $1`,
+      [ada],
+    );
+    const d = dashboard();
+    expect(rowIds(await text(d, "/jobs?q=ADA%40example"))).toEqual([ada]);
+    expect(rowIds(await text(d, `/jobs?q=${encodeURIComponent('{"n": 2}')}`))).toEqual([bob]);
+    expect(rowIds(await text(d, `/jobs?q=${encodeURIComponent('{"n": 3}')}`))).toEqual([]);
+    expect(rowIds(await text(d, `/jobs?worker=${workerId}`))).toEqual([running]);
+    const dayAgo = new Date(Date.now() - 86_400_000).toISOString().slice(0, 16);
+    expect(rowIds(await text(d, `/jobs?to=${dayAgo}`))).toEqual([ada]);
+    const recent = await text(d, `/jobs?from=${dayAgo}`);
+    expect(rowIds(recent)).toEqual([running, bob]);
+    // The form shows the filter; its times are UTC.
+    expect(recent).toContain(`name="from" value="${dayAgo}"`);
+    expect(rowIds(await text(d, `/jobs?from=${dayAgo}Z&q=bob`))).toEqual([bob]);
+  });
+
+  it("jobs: a filtered page reads bounded ranges of ids; a rare match far back is a 'search older' away", async () => {
+    const rare = await app.configureTask("rare", { allowUnknown: true }).defer({});
+    await app.connector.query(`SELECT setval('"${app.schema}".jobs_id_seq', 1000000)`);
+    const common = await app.configureTask("common", { allowUnknown: true }).defer({});
+    const d = dashboard();
+    const first = await text(d, "/jobs?task=rare");
+    expect(rowIds(first)).toEqual([]);
+    expect(first).toContain("No job matches among the ids 600,002 to 1,000,001.");
+    expect(first).toContain(`href="/jobs?task=rare&amp;before=${rare + 1}" id="older">Search older jobs »`);
+    expect(rowIds(await text(d, `/jobs?task=rare&before=${rare + 1}`))).toEqual([rare]);
+    // Unfiltered, the primary key's order bounds the read: no range, no gap.
+    expect(rowIds(await text(d, "/jobs"))).toEqual([common, rare]);
+  });
+
+  it("workers, periodic tasks and locks pages", async () => {
+    const holder = await doingJob(app, "sync", "default", "account:1");
+    const behind = app.configureTask("sync", { allowUnknown: true, lock: "account:1" });
+    await behind.batchDefer([{}, {}]);
+    await app.configureTask("sync", { allowUnknown: true, lock: "account:2" }).defer({});
+    const workerId = (await app.jobManager.getJob(holder))?.workerId;
+
+    const workers = await text(dashboard(), "/workers");
+    const row = new RegExp(`<tr data-worker-id="${workerId}">(.*?)</tr>`, "s").exec(workers)?.[1] ?? "";
+    expect(row).toContain(`<td class="nowrap">w-${holder}</td>`);
+    expect(row).toMatch(
+      new RegExp(`data-running><a href="/jobs\\?status=doing&amp;worker=${workerId}">1</a>`),
+    );
+    expect(row).toContain(`<a class="chip" href="/jobs/${holder}"`);
+    expect(row).toMatch(/<span class="badge alive">alive<\/span> \d+ s ago/);
+
+    const locks = await text(dashboard(), "/locks");
+    const held = /<tr data-lock="account:1">(.*?)<\/tr>/s.exec(locks)?.[1] ?? "";
+    expect(held).toContain(
+      `<td data-holder="${holder}"><a href="/jobs/${holder}">job ${holder}</a></td><td>sync</td>`,
+    );
+    expect(held).toMatch(/data-waiting><a href="\/jobs\?lock=account%3A1&amp;status=todo">2<\/a>/);
+    const free = /<tr data-lock="account:2">(.*?)<\/tr>/s.exec(locks)?.[1] ?? "";
+    expect(free).toContain("free: its next job has not started");
+    // Held locks first.
+    expect(locks.indexOf('data-lock="account:1"')).toBeLessThan(locks.indexOf('data-lock="account:2"'));
+
+    const tick = Math.floor(Date.now() / 60_000) * 60 - 300;
+    const job = {
+      queue: "default",
+      priority: 0,
+      lock: null,
+      queueingLock: null,
+      args: {},
+      scheduledAt: null,
+    };
+    const reportJob = await app.jobManager.deferPeriodicJob("", tick, { ...job, task: "report" });
+    await app.jobManager.deferPeriodicJob("nightly", tick, { ...job, task: "orphan" });
+    const next = new Date(Date.now() + 120_000);
+    const periodic = await text(
+      dashboard({
+        periodic: [
+          {
+            taskName: "report",
+            periodicId: "",
+            cron: "*/5 * * * *",
+            timezone: "Europe/Paris",
+            nextTick: () => next,
+          },
+          { taskName: "weekly", periodicId: "", cron: "@weekly", timezone: "UTC", nextTick: () => next },
+        ],
+      }),
+      "/periodic",
+    );
+    const report = /<tr data-task="report" data-periodic-id="">(.*?)<\/tr>/s.exec(periodic)?.[1] ?? "";
+    expect(report).toContain("<code>*/5 * * * *</code></td><td>Europe/Paris</td>");
+    expect(report).toContain(`datetime="${new Date(tick * 1000).toISOString()}"`);
+    expect(report).toContain(`datetime="${next.toISOString()}"`);
+    expect(report).toContain(
+      `<a href="/jobs/${reportJob}">${reportJob}</a> <span class="status todo">todo</span>`,
+    );
+    expect(/<tr data-task="weekly" data-periodic-id="">(.*?)<\/tr>/s.exec(periodic)?.[1]).toContain("never");
+    expect(/<tr data-task="orphan" data-periodic-id="nightly">(.*?)<\/tr>/s.exec(periodic)?.[1]).toContain(
+      "not given",
+    );
+    expect(() => dashboard({ periodic: [{}] as never })).toThrow(/periodic: an array of the handles/);
+  });
+
+  it("bulk actions on the selected jobs or a whole filter, guarded like the others", async () => {
+    const [f1, f2, f3] = [
+      await failedJob(app, {}, undefined, "flaky"),
+      await failedJob(app, {}, undefined, "flaky"),
+      await failedJob(app, {}, undefined, "flaky"),
+    ];
+    const solid = await failedJob(app, {}, undefined, "solid");
+    const waiting = await app
+      .configureTask("later", { allowUnknown: true, queue: "q-bulk" })
+      .batchDefer([{}, {}]);
+    const d = dashboard({ actions: true, token: TOKEN });
+    const { cookie, csrf } = await session(d, "/jobs");
+    const page = await text(d, "/jobs?task=flaky");
+    expect(page).toContain(`<input type="checkbox" name="ids" value="${f1}"`);
+    expect(page).toContain('data-confirm="Retry EVERY finished job that matches this filter? (task=flaky)"');
+    // No whole-filter buttons without a filter.
+    expect(await text(d, "/jobs")).not.toContain('value="retry:filter"');
+    const status = async (id: number) => (await app.jobManager.getJob(id))?.status ?? "deleted";
+    const selected: Array<[string, string]> = [
+      ["bulk", "retry:selected"],
+      ["ids", String(f1)],
+      ["ids", String(f2)],
+      ["csrf", csrf],
+    ];
+
+    const refused = async (request: Request, reason: RegExp) => {
+      const response = await d(request);
+      expect(response.status).toBe(403);
+      expect(await response.text()).toMatch(reason);
+    };
+    await refused(post("/jobs/bulk", selected, { cookie }), /needs the dashboard token/);
+    await refused(post("/jobs/bulk", [...selected, ["token", TOKEN]]), /no CSRF cookie/);
+    await refused(
+      post("/jobs/bulk", [...selected, ["token", TOKEN]], { cookie, "sec-fetch-site": "cross-site" }),
+      /cross-site request/,
+    );
+    expect([await status(f1), await status(f2)]).toEqual(["failed", "failed"]);
+
+    const done = await d(post("/jobs/bulk", [...selected, ["token", TOKEN]], { cookie }));
+    expect(done.status).toBe(303);
+    expect(done.headers.get("location")).toBe("/jobs?done=retry&count=2");
+    expect([await status(f1), await status(f2), await status(f3)]).toEqual(["todo", "todo", "failed"]);
+    expect(await text(d, "/jobs?done=retry&count=2")).toContain('id="notice">Retried 2 jobs.');
+
+    const json = { cookie, accept: "application/json" };
+    const bulk = async (fields: Record<string, string>) =>
+      (await d(post("/jobs/bulk", { ...fields, csrf, token: TOKEN }, json))).json();
+    expect(await bulk({ bulk: "retry:filter", status: "failed", task: "flaky" })).toEqual({
+      action: "retry",
+      scope: "filter",
+      count: 1,
+    });
+    expect([await status(f3), await status(solid)]).toEqual(["todo", "failed"]);
+    expect(await bulk({ bulk: "cancel:filter", queue: "q-bulk" })).toMatchObject({ count: 2 });
+    expect(await Promise.all(waiting.map(status))).toEqual(["cancelled", "cancelled"]);
+    // Delete takes finished jobs only: the retried (todo) ones of task flaky stay.
+    expect(await bulk({ bulk: "delete:filter", task: "flaky" })).toMatchObject({ count: 0 });
+    expect(await bulk({ bulk: "delete:filter", queue: "q-bulk" })).toMatchObject({ count: 2 });
+    expect(await Promise.all(waiting.map(status))).toEqual(["deleted", "deleted"]);
+    expect(await bulk({ bulk: "retry:filter" })).toEqual({
+      error: "an action on a whole filter needs a filter: narrow the jobs list first",
+    });
+    expect(await bulk({ bulk: "retry:selected" })).toEqual({
+      error: "no job selected: tick the jobs to act on first",
+    });
+    expect(await bulk({ bulk: "abort:selected" })).toMatchObject({
+      error: expect.stringMatching(/unknown action/),
+    });
+    expect((await dashboard()(post("/jobs/bulk", { bulk: "retry:filter", task: "solid" }))).status).toBe(403);
+    expect(await status(solid)).toBe("failed");
   });
 
   it("mounts under a base path: every route and link under it", async () => {

@@ -9,8 +9,13 @@ export const XSS_ARGS = {
 };
 
 /** A job claimed by a worker: `doing`. */
-export async function doingJob(app: App, task = "crunch", queue = "default"): Promise<number> {
-  const id = await app.configureTask(task, { allowUnknown: true, queue }).defer({ n: 1 });
+export async function doingJob(
+  app: App,
+  task = "crunch",
+  queue = "default",
+  lock: string | null = null,
+): Promise<number> {
+  const id = await app.configureTask(task, { allowUnknown: true, queue, lock }).defer({ n: 1 });
   const workerId = await registerWorker(app, `w-${id}`);
   const [job] = await app.jobManager.fetchJobs(workerId, [queue], 1);
   if (job?.id !== id) throw new Error(`expected to claim job ${id}, got ${job?.id}`);
@@ -55,7 +60,7 @@ export async function session(
 /** A POST of the action form, as the dashboard's own page submits it. */
 export function post(
   path: string,
-  fields: Record<string, string>,
+  fields: Record<string, string> | Array<[string, string]>,
   headers: Record<string, string> = {},
 ): Request {
   return new Request(`${ORIGIN}${path}`, {
