@@ -127,9 +127,9 @@ DECLARE
   v_q jsonb;
   v_ok boolean;
   v_starts double precision[];
-  v_wkey text;
-  v_max integer;
-  v_per integer;
+  v_wkeys text[];
+  v_maxes integer[];
+  v_pers integer[];
   r record;
 BEGIN
   admitted := '{}';
@@ -200,27 +200,32 @@ BEGIN
       v_ok := false;
       full_queues := full_queues || r.queue_name;
     END IF;
-    -- Rate windows: the job's key, then its queue's.
-    FOR i IN 1 .. 2 LOOP
+    -- The rate windows the job would start in: its key's, then its queue's.
+    v_wkeys := '{}';
+    v_maxes := '{}';
+    v_pers := '{}';
+    IF r.rate_key IS NOT NULL THEN
+      v_wkeys := v_wkeys || ('key:' || r.rate_key);
+      v_maxes := v_maxes || r.rate_max;
+      v_pers := v_pers || r.rate_per_ms;
+    END IF;
+    IF v_q IS NOT NULL AND jsonb_typeof(v_q -> 'rate_max') = 'number' THEN
+      v_wkeys := v_wkeys || ('queue:' || r.queue_name);
+      v_maxes := v_maxes || (v_q ->> 'rate_max')::integer;
+      v_pers := v_pers || (v_q ->> 'per')::integer;
+    END IF;
+    FOR i IN 1 .. cardinality(v_wkeys) LOOP
       EXIT WHEN NOT v_ok;
-      IF i = 1 THEN
-        CONTINUE WHEN r.rate_key IS NULL;
-        v_wkey := 'key:' || r.rate_key; v_max := r.rate_max; v_per := r.rate_per_ms;
-      ELSE
-        CONTINUE WHEN v_q IS NULL OR jsonb_typeof(v_q -> 'rate_max') <> 'number';
-        v_wkey := 'queue:' || r.queue_name;
-        v_max := (v_q ->> 'rate_max')::integer; v_per := (v_q ->> 'per')::integer;
-      END IF;
-      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkey, '[]'))::double precision);
-      IF {{schema}}.rate_window_count_v1(v_starts, v_per, v_now_ms) >= v_max THEN
+      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkeys[i], '[]'))::double precision);
+      IF {{schema}}.rate_window_count_v1(v_starts, v_pers[i], v_now_ms) >= v_maxes[i] THEN
         v_ok := false;
-        IF i = 1 THEN
+        IF i = 1 AND r.rate_key IS NOT NULL THEN
           full_rate_keys := full_rate_keys || r.rate_key;
         ELSE
           full_queues := full_queues || r.queue_name;
         END IF;
-        -- The window opens when the start v_max places back from the newest leaves it.
-        wake_at := least(wake_at, to_timestamp((v_starts[cardinality(v_starts) - v_max + 1] + v_per) / 1000));
+        -- The window opens when the start max places back from the newest leaves it.
+        wake_at := least(wake_at, to_timestamp((v_starts[cardinality(v_starts) - v_maxes[i] + 1] + v_pers[i]) / 1000));
       END IF;
     END LOOP;
     IF NOT v_ok THEN
@@ -236,21 +241,13 @@ BEGIN
     IF v_q IS NOT NULL AND jsonb_typeof(v_q -> 'max') = 'number' THEN
       v_queues := jsonb_set(v_queues, ARRAY[r.queue_name, 'doing'], to_jsonb((v_q ->> 'doing')::integer + 1));
     END IF;
-    -- Record the start in each window, keeping its newest v_max entries.
-    FOR i IN 1 .. 2 LOOP
-      IF i = 1 THEN
-        CONTINUE WHEN r.rate_key IS NULL;
-        v_wkey := 'key:' || r.rate_key; v_max := r.rate_max; v_per := r.rate_per_ms;
-      ELSE
-        CONTINUE WHEN v_q IS NULL OR jsonb_typeof(v_q -> 'rate_max') <> 'number';
-        v_wkey := 'queue:' || r.queue_name;
-        v_max := (v_q ->> 'rate_max')::integer; v_per := (v_q ->> 'per')::integer;
-      END IF;
-      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkey, '[]'))::double precision)
+    -- Record the start in each window, keeping its newest max entries.
+    FOR i IN 1 .. cardinality(v_wkeys) LOOP
+      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkeys[i], '[]'))::double precision)
                   || v_now_ms;
-      v_starts := v_starts[greatest(1, cardinality(v_starts) - v_max + 1):];
-      v_windows := jsonb_set(v_windows, ARRAY[v_wkey], to_jsonb(v_starts));
-      v_conf := jsonb_set(v_conf, ARRAY[v_wkey], jsonb_build_object('max', v_max, 'per', v_per));
+      v_starts := v_starts[greatest(1, cardinality(v_starts) - v_maxes[i] + 1):];
+      v_windows := jsonb_set(v_windows, ARRAY[v_wkeys[i]], to_jsonb(v_starts));
+      v_conf := jsonb_set(v_conf, ARRAY[v_wkeys[i]], jsonb_build_object('max', v_maxes[i], 'per', v_pers[i]));
     END LOOP;
   END LOOP;
   free_left := p_free;
