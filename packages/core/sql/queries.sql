@@ -302,17 +302,10 @@ ORDER BY m.minute;
 -- $1, task $2, statuses $3, lock $4, queueing lock $5, worker $6, created in [$7, $8), args
 -- whose JSON text holds $9 (case-insensitive) or contain the JSON object $10. The id range
 -- bounds the rows read, whatever the filters.
-SELECT * FROM {{schema}}.jobs
-WHERE ($1::text IS NULL OR queue_name = $1)
-  AND ($2::text IS NULL OR task_name = $2)
-  AND ($3::text[] IS NULL OR status = ANY ($3::text[]::{{schema}}.job_status[]))
-  AND ($4::text IS NULL OR lock = $4)
-  AND ($5::text IS NULL OR queueing_lock = $5)
-  AND ($6::bigint IS NULL OR worker_id = $6)
-  AND ($7::timestamptz IS NULL OR created_at >= $7)
-  AND ($8::timestamptz IS NULL OR created_at < $8)
-  AND ($9::text IS NULL OR strpos(lower(args::text), lower($9)) > 0)
-  AND ($10::jsonb IS NULL OR args @> $10::jsonb)
+SELECT * FROM {{schema}}.jobs j
+WHERE {{schema}}.job_matches_v1(j.queue_name, j.task_name, j.status, j.lock, j.queueing_lock, j.worker_id,
+                                j.created_at, j.args, $1::text, $2::text, $3::text[], $4::text, $5::text,
+                                $6::bigint, $7::timestamptz, $8::timestamptz, $9::text, $10::jsonb)
   AND ($11::bigint IS NULL OR id < $11)
   AND ($12::bigint IS NULL OR id >= $12)
 ORDER BY id DESC
@@ -346,16 +339,9 @@ WITH picked AS (
   SELECT j.id FROM {{schema}}.jobs j
   WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
     AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
-    AND ($1::text IS NULL OR j.queue_name = $1)
-    AND ($2::text IS NULL OR j.task_name = $2)
-    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
-    AND ($4::text IS NULL OR j.lock = $4)
-    AND ($5::text IS NULL OR j.queueing_lock = $5)
-    AND ($6::bigint IS NULL OR j.worker_id = $6)
-    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
-    AND ($8::timestamptz IS NULL OR j.created_at < $8)
-    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
-    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND {{schema}}.job_matches_v1(j.queue_name, j.task_name, j.status, j.lock, j.queueing_lock, j.worker_id,
+                                  j.created_at, j.args, $1::text, $2::text, $3::text[], $4::text, $5::text,
+                                  $6::bigint, $7::timestamptz, $8::timestamptz, $9::text, $10::jsonb)
     AND ($11::bigint IS NULL OR j.id < $11)
     AND ($12::bigint IS NULL OR j.id >= $12)
   ORDER BY j.id
@@ -371,16 +357,9 @@ WITH picked AS (
   SELECT j.id FROM {{schema}}.jobs j
   WHERE j.status = 'todo'
     AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
-    AND ($1::text IS NULL OR j.queue_name = $1)
-    AND ($2::text IS NULL OR j.task_name = $2)
-    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
-    AND ($4::text IS NULL OR j.lock = $4)
-    AND ($5::text IS NULL OR j.queueing_lock = $5)
-    AND ($6::bigint IS NULL OR j.worker_id = $6)
-    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
-    AND ($8::timestamptz IS NULL OR j.created_at < $8)
-    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
-    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND {{schema}}.job_matches_v1(j.queue_name, j.task_name, j.status, j.lock, j.queueing_lock, j.worker_id,
+                                  j.created_at, j.args, $1::text, $2::text, $3::text[], $4::text, $5::text,
+                                  $6::bigint, $7::timestamptz, $8::timestamptz, $9::text, $10::jsonb)
     AND ($11::bigint IS NULL OR j.id < $11)
     AND ($12::bigint IS NULL OR j.id >= $12)
   ORDER BY j.id
@@ -396,16 +375,9 @@ WITH deleted AS (
   DELETE FROM {{schema}}.jobs j
   WHERE j.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
     AND ($13::bigint[] IS NULL OR j.id = ANY ($13::bigint[]))
-    AND ($1::text IS NULL OR j.queue_name = $1)
-    AND ($2::text IS NULL OR j.task_name = $2)
-    AND ($3::text[] IS NULL OR j.status = ANY ($3::text[]::{{schema}}.job_status[]))
-    AND ($4::text IS NULL OR j.lock = $4)
-    AND ($5::text IS NULL OR j.queueing_lock = $5)
-    AND ($6::bigint IS NULL OR j.worker_id = $6)
-    AND ($7::timestamptz IS NULL OR j.created_at >= $7)
-    AND ($8::timestamptz IS NULL OR j.created_at < $8)
-    AND ($9::text IS NULL OR strpos(lower(j.args::text), lower($9)) > 0)
-    AND ($10::jsonb IS NULL OR j.args @> $10::jsonb)
+    AND {{schema}}.job_matches_v1(j.queue_name, j.task_name, j.status, j.lock, j.queueing_lock, j.worker_id,
+                                  j.created_at, j.args, $1::text, $2::text, $3::text[], $4::text, $5::text,
+                                  $6::bigint, $7::timestamptz, $8::timestamptz, $9::text, $10::jsonb)
     AND ($11::bigint IS NULL OR j.id < $11)
     AND ($12::bigint IS NULL OR j.id >= $12)
   RETURNING 1

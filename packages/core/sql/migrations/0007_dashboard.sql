@@ -63,3 +63,30 @@ AS $$
   LEFT JOIN {{schema}}.paused_queues p ON p.queue_name = n.queue_name
   ORDER BY n.queue_name;
 $$;
+
+-- Whether a job matches the dashboard's filters (search_jobs and the bulk actions; each
+-- NULL filter matches every job): queue, task, statuses, lock, queueing lock, worker, created
+-- in [p_created_from, p_created_before), args whose JSON text holds p_text (case-insensitive)
+-- or contain the JSON object p_contains. A plain SQL expression over the row's columns, so
+-- that the planner inlines it into each query (and still uses the queries' id-range bounds).
+CREATE FUNCTION {{schema}}.job_matches_v1(
+  queue_name text, task_name text, status {{schema}}.job_status, lock text, queueing_lock text,
+  worker_id bigint, created_at timestamptz, args jsonb,
+  p_queue text, p_task text, p_statuses text[], p_lock text, p_queueing_lock text, p_worker_id bigint,
+  p_created_from timestamptz, p_created_before timestamptz, p_text text, p_contains jsonb)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+AS $$
+  SELECT (p_queue IS NULL OR queue_name = p_queue)
+     AND (p_task IS NULL OR task_name = p_task)
+     AND (p_statuses IS NULL OR status = ANY (p_statuses::{{schema}}.job_status[]))
+     AND (p_lock IS NULL OR lock = p_lock)
+     AND (p_queueing_lock IS NULL OR queueing_lock = p_queueing_lock)
+     AND (p_worker_id IS NULL OR worker_id = p_worker_id)
+     AND (p_created_from IS NULL OR created_at >= p_created_from)
+     AND (p_created_before IS NULL OR created_at < p_created_before)
+     AND (p_text IS NULL OR strpos(lower(args::text), lower(p_text)) > 0)
+     AND (p_contains IS NULL OR args @> p_contains);
+$$;
