@@ -5,23 +5,52 @@ export const SYSTEM_NAMES = [
   "proc",
   "proc-small-heap",
   "proc-delete",
+  "proc-no-prefetch",
   "proc-otel",
   "proc-otel-sdk",
   "graphile",
   "graphile-lq",
   "pgboss",
+  "pgboss-poll",
+  "pgboss-naive",
   "sql",
+  "sql-simple",
 ] as const;
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 /**
- * Systems run when --systems is not given. The @proc/otel variants measure what tracing costs
- * proc itself, not a comparison with peers: ask for them (`--systems proc,proc-otel,proc-otel-sdk`).
+ * Systems run only when --systems names them: the @proc/otel variants measure what tracing
+ * costs proc itself, not a comparison with peers; proc-no-prefetch is a knob of proc's; the
+ * pg-boss variants other than its best configuration are labelled references whose drains
+ * mostly end at the time limit.
  */
-const DEFAULT_SYSTEMS = SYSTEM_NAMES.filter((s) => s !== "proc-otel" && s !== "proc-otel-sdk");
+const OPT_IN_SYSTEMS: readonly SystemName[] = [
+  "proc-otel",
+  "proc-otel-sdk",
+  "proc-no-prefetch",
+  "pgboss-poll",
+  "pgboss-naive",
+];
+const DEFAULT_SYSTEMS = SYSTEM_NAMES.filter((s) => !OPT_IN_SYSTEMS.includes(s));
 
-/** Scenarios by id; "resources" (worker RSS, connections) is read off the drains. */
-export const SCENARIO_IDS = ["batch", "single", "drain", "latency", "history"] as const;
+/**
+ * Scenarios by id; "resources" (worker RSS, connections) is read off the drains. The
+ * scale-out ones are long and run only when --only names them.
+ */
+export const SCENARIO_IDS = [
+  "batch",
+  "single",
+  "drain",
+  "latency",
+  "history",
+  "memory",
+  "scaleout",
+  "latestart",
+  "pgbouncer",
+  "fetchcost",
+] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
+const OPT_IN_SCENARIOS: readonly ScenarioId[] = ["scaleout", "latestart", "pgbouncer", "fetchcost"];
+const DEFAULT_SCENARIOS = SCENARIO_IDS.filter((s) => !OPT_IN_SCENARIOS.includes(s));
 
 export interface Sizes {
   repetitions: number;
@@ -41,6 +70,25 @@ export interface Sizes {
    * interval after every batch, so 20,000 jobs at batchSize 1 would take hours.
    */
   drainTimeoutMs: number;
+  /** Memory: jobs with args of `memoryArgsBytes` drained at `memoryConcurrency`. */
+  memoryJobs: number;
+  memoryArgsBytes: number;
+  memoryConcurrency: number;
+  /** Scale-out: `scaleoutJobs` drained by each count of worker processes, c each. */
+  scaleoutJobs: number;
+  scaleoutProcesses: number[];
+  scaleoutConcurrency: number;
+  /** A scale-out drain still running after this long is stopped (partial). */
+  scaleoutTimeoutMs: number;
+  /** Late start: `lateJobs` jobs of `lateJobMs` each; the second worker starts `lateAfterMs` after the first. */
+  lateJobs: number;
+  lateJobMs: number;
+  lateAfterMs: number;
+  /** Fetch cost: `fetchCostRows` todo jobs over `fetchCostQueues` queues; the worker listens to 2. */
+  fetchCostRows: number;
+  fetchCostQueues: number;
+  /** Timed fetches per case (each in a transaction rolled back, so the table does not change). */
+  fetchCostRepeats: number;
 }
 
 const FULL: Sizes = {
@@ -55,6 +103,19 @@ const FULL: Sizes = {
   historyRows: 1_000_000,
   historyConcurrency: 10,
   drainTimeoutMs: 10_000,
+  memoryJobs: 5_000,
+  memoryArgsBytes: 10_240,
+  memoryConcurrency: 10,
+  scaleoutJobs: 100_000,
+  scaleoutProcesses: [1, 2, 4, 8],
+  scaleoutConcurrency: 10,
+  scaleoutTimeoutMs: 60_000,
+  lateJobs: 1_500,
+  lateJobMs: 20,
+  lateAfterMs: 1_000,
+  fetchCostRows: 1_000_000,
+  fetchCostQueues: 50,
+  fetchCostRepeats: 20,
 };
 
 const QUICK: Sizes = {
@@ -69,6 +130,19 @@ const QUICK: Sizes = {
   historyRows: 50_000,
   historyConcurrency: 10,
   drainTimeoutMs: 5_000,
+  memoryJobs: 1_000,
+  memoryArgsBytes: 10_240,
+  memoryConcurrency: 10,
+  scaleoutJobs: 10_000,
+  scaleoutProcesses: [1, 2],
+  scaleoutConcurrency: 10,
+  scaleoutTimeoutMs: 20_000,
+  lateJobs: 1_000,
+  lateJobMs: 20,
+  lateAfterMs: 500,
+  fetchCostRows: 100_000,
+  fetchCostQueues: 50,
+  fetchCostRepeats: 5,
 };
 
 export interface BenchConfig {
@@ -81,8 +155,10 @@ export interface BenchConfig {
   from: string[] | null;
 }
 
-const USAGE = `usage: pnpm bench [--quick] [--only batch,single,drain,latency,history]
+const USAGE = `usage: pnpm bench [--quick] [--only ${SCENARIO_IDS.join(",")}]
                   [--systems ${SYSTEM_NAMES.join(",")}] [--reps N]
+       default scenarios: ${DEFAULT_SCENARIOS.join(",")}
+       default systems: ${DEFAULT_SYSTEMS.join(",")}
        pnpm bench --from results/a.jsonl,results/b.jsonl   (table only; a later file's
                   scenarios replace the same scenarios of earlier files)
 env: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)`;
@@ -136,7 +212,7 @@ export function readConfig(argv: string[]): BenchConfig {
   return {
     databaseUrl: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
     quick,
-    scenarios: parseList("only", values.only, SCENARIO_IDS),
+    scenarios: parseList("only", values.only, SCENARIO_IDS, DEFAULT_SCENARIOS),
     systems,
     sizes,
     from: values.from === undefined ? null : values.from.split(",").filter(Boolean),

@@ -43,8 +43,9 @@ export class Admin {
     return new Admin(client, baseUrl);
   }
 
-  async serverVersion(): Promise<string> {
-    const { rows } = await this.#client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+  /** A server setting as SHOW prints it (with its unit: "128MB", "5min"). */
+  async setting(name: string): Promise<string> {
+    const { rows } = await this.#client.query<{ v: string }>("SELECT current_setting($1) AS v", [name]);
     return rows[0]!.v;
   }
 

@@ -1,65 +1,24 @@
 import type { Sizes, SystemName } from "./config.js";
-import { type Admin, PARENT_APP_NAME, quietPool } from "./db.js";
-import { type JobArgs, now } from "./protocol.js";
+import {
+  type Env,
+  type Measure,
+  type Scenario,
+  argsBatches,
+  enqueueAll,
+  waitUntilFinished,
+  withProducer,
+} from "./harness.js";
+import { memoryScenario } from "./memory.js";
+import { now } from "./protocol.js";
+import { fetchCostScenario } from "./fetch-cost.js";
+import { lateStartScenario, scaleOutScenarios } from "./scaleout.js";
 import { percentile, sleep } from "./stats.js";
-import { type Producer, loadSystem } from "./systems/index.js";
 import { WorkerProcess } from "./worker-process.js";
 
-/** One number a run produced, named by the table row it belongs to. */
-export interface Measure {
-  label: string;
-  unit: string;
-  better: "higher" | "lower";
-  value: number;
-  /** The drain hit its time limit: the rate is over the jobs done by then. */
-  partial?: boolean;
-}
-
-/** One scenario run of one system on its own fresh database. */
-export interface Scenario {
-  id: string;
-  /** Skip worker-only variants (they enqueue exactly like their base system). */
-  needsWorker: boolean;
-  run(env: Env, system: SystemName, database: string): Promise<Measure[]>;
-}
-
-export interface Env {
-  admin: Admin;
-  sizes: Sizes;
-}
+export type { Env, Measure, Scenario } from "./harness.js";
 
 /** An idle worker's concurrency in the latency runs: a common production setting. */
 const LATENCY_CONCURRENCY = 10;
-/** How often the end of a drain is checked, in ms (the count itself is an index scan). */
-const DRAIN_POLL_MS = 5;
-
-async function withProducer<T>(
-  env: Env,
-  system: SystemName,
-  database: string,
-  fn: (producer: Producer) => Promise<T>,
-): Promise<T> {
-  const databaseUrl = env.admin.url(database, PARENT_APP_NAME);
-  const sql = quietPool(databaseUrl, 2);
-  const producer = await (await loadSystem(system)).openProducer({ databaseUrl, sql });
-  try {
-    return await fn(producer);
-  } finally {
-    await producer.close();
-    await sql.end();
-  }
-}
-
-function argsBatches(count: number, batchSize: number): JobArgs[][] {
-  const batches: JobArgs[][] = [];
-  for (let start = 0; start < count; start += batchSize)
-    batches.push(Array.from({ length: Math.min(batchSize, count - start) }, (_, k) => ({ i: start + k })));
-  return batches;
-}
-
-async function enqueueAll(producer: Producer, count: number, batchSize: number): Promise<void> {
-  for (const batch of argsBatches(count, batchSize)) await producer.batchEnqueue(batch);
-}
 
 const batchEnqueue: Scenario = {
   id: "batch",
@@ -136,23 +95,15 @@ async function drain(
         }),
       ]);
       clearTimeout(timer);
-      for (;;) {
-        // The count's snapshot is taken after `polledAt`: zero then means every job
-        // finished by `polledAt` (give or take a round trip).
-        const polledAt = now();
-        const left = await producer.remaining();
-        if (left === 0 || polledAt >= deadline) {
-          const seconds = (polledAt - start) / 1000;
-          const peakRssBytes = await worker.stop();
-          return {
-            rate: (drainJobs - left) / seconds,
-            partial: left > 0,
-            peakRssBytes,
-            peakConnections: await stopMonitor(),
-          };
-        }
-        await sleep(DRAIN_POLL_MS);
-      }
+      const { polledAt, left } = await waitUntilFinished(producer, deadline);
+      const seconds = (polledAt - start) / 1000;
+      const { memory } = await worker.stop();
+      return {
+        rate: (drainJobs - left) / seconds,
+        partial: left > 0,
+        peakRssBytes: memory.peakRss,
+        peakConnections: await stopMonitor(),
+      };
     } catch (error) {
       worker.kill();
       await stopMonitor();
@@ -275,6 +226,11 @@ export function scenarios(sizes: Sizes, only: readonly string[]): Scenario[] {
     ...sizes.drainConcurrencies.map((c): [string, Scenario] => ["drain", drainScenario(c, c >= 10)]),
     ["latency", latency],
     ["history", history],
+    ["memory", memoryScenario],
+    ...scaleOutScenarios(sizes, "direct").map((s): [string, Scenario] => ["scaleout", s]),
+    ["latestart", lateStartScenario],
+    ...scaleOutScenarios(sizes, "pgbouncer").map((s): [string, Scenario] => ["pgbouncer", s]),
+    ["fetchcost", fetchCostScenario],
   ];
   return list.filter(([id]) => only.includes(id)).map(([, scenario]) => scenario);
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import type { ChildConfig, ChildMessage } from "./protocol.js";
+import type { ChildConfig, ChildMessage, MemoryReport } from "./protocol.js";
 import { CHILD_NODE_FLAGS } from "./systems/index.js";
 
 const CHILD_SOURCE = fileURLToPath(new URL("./child.ts", import.meta.url));
@@ -48,22 +48,26 @@ export class WorkerProcess {
   readonly #failed: Promise<never>;
   readonly #messages = new Map<ChildMessage["type"], Array<(message: ChildMessage) => void>>();
   readonly #jobStarts: Array<{ sentAt: number; at: number }> = [];
+  #handled = 0;
   /** Child time just before its worker start call. */
   readonly starting: Promise<number>;
   /** Child time once its worker start call returned. */
   readonly started: Promise<number>;
   /** Child time at which its handlers had run every expected job (drains). */
   readonly handledAll: Promise<number>;
+  /** Child time of its first job start ("share" mode). */
+  readonly firstJob: Promise<number>;
 
   private constructor(config: ChildConfig, script: string) {
     this.#child = fork(script, [], {
-      execArgv: CHILD_NODE_FLAGS[config.system] ?? [],
+      execArgv: [...(CHILD_NODE_FLAGS[config.system] ?? []), ...(config.heldSampleMs ? ["--expose-gc"] : [])],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     this.#failed = new Promise<never>((_, reject) => {
       this.#child.on("message", (message: ChildMessage) => {
         if (message.type === "error") reject(new Error(`${config.system} worker: ${message.message}`));
         else if (message.type === "job-start") this.#jobStarts.push(message);
+        else if (message.type === "count") this.#handled = message.handled;
         for (const listener of this.#messages.get(message.type) ?? []) listener(message);
       });
       this.#child.on("exit", (code) => {
@@ -75,11 +79,17 @@ export class WorkerProcess {
     this.starting = this.#next("starting").then((m) => m.at);
     this.started = this.#next("started").then((m) => m.at);
     this.handledAll = this.#next("handled-all").then((m) => m.at);
+    this.firstJob = this.#next("first-job").then((m) => m.at);
     this.#child.send(config);
   }
 
   static async start(config: ChildConfig): Promise<WorkerProcess> {
     return new WorkerProcess(config, await buildChild());
+  }
+
+  /** Jobs its handlers have started so far, as last reported ("share" mode). */
+  get handled(): number {
+    return this.#handled;
   }
 
   /** Every job start seen so far (latency runs). */
@@ -98,13 +108,15 @@ export class WorkerProcess {
     return settled;
   }
 
-  /** Stop the worker gracefully; resolves with its peak RSS in bytes. */
-  async stop(): Promise<number> {
+  /** Stop the worker gracefully; resolves with its memory and the jobs it handled. */
+  async stop(): Promise<{ memory: MemoryReport; handled: number }> {
     const stopped = this.#next("stopped");
     this.#child.send({ type: "stop" });
     const timer = setTimeout(() => this.#child.kill("SIGKILL"), 30_000);
     try {
-      return (await stopped).peakRssBytes;
+      const { memory, handled } = await stopped;
+      this.#handled = handled;
+      return { memory, handled };
     } finally {
       clearTimeout(timer);
     }

@@ -57,9 +57,17 @@ async function openProducer({ databaseUrl, sql }: ProducerContext): Promise<Prod
 }
 
 /**
- * graphile-worker's documented defaults plus its pool-size advice ("10 or
- * concurrentJobs + 2, whichever is larger"); `batched` adds the settings of its
- * performance page (localQueue of 500, completion and failure batching at 0 ms).
+ * Two documented configurations of graphile-worker 0.17.3:
+ * - `graphile`: its defaults (no local queue, no batched completion) with the pool-size
+ *   advice of its options' docs ("10 or concurrentJobs + 2, whichever is larger");
+ * - `graphile-lq`: its best documented configuration for throughput, the one its
+ *   performance page measures (https://worker.graphile.org/docs/performance, "Quick
+ *   stats" and "Batching"): `localQueue: { size: 500 }`, `completeJobBatchDelay: 0`,
+ *   `failJobBatchDelay: 0`. The page's other setting, `maxPoolSize: 25` for
+ *   `concurrentJobs: 24`, is the same pool advice. Left at their defaults, as on that page:
+ *   `preparedStatements` (true, the fast path; false only for poolers that lack them),
+ *   `useNodeTime` (false; its docs make it about clock skew, not speed), the local queue's
+ *   `ttl` and `refetchDelay` (which only matter when the queue runs dry).
  */
 function startWorker(batched: boolean) {
   return async ({ databaseUrl, concurrency, onJob }: WorkerSpec) => {
@@ -71,7 +79,7 @@ function startWorker(batched: boolean) {
       logger: quiet,
       taskList: {
         [TASK]: async (payload) => {
-          onJob(payload as JobArgs);
+          await onJob(payload as JobArgs);
         },
       },
       ...(batched && {

@@ -14,10 +14,14 @@ const LOADERS: Record<SystemName, () => Promise<System>> = {
   "proc-delete": async () => (await import("./proc.js")).procDelete,
   "proc-otel": async () => (await import("./proc.js")).procOtel,
   "proc-otel-sdk": async () => (await import("./proc.js")).procOtelSdk,
+  "proc-no-prefetch": async () => (await import("./proc.js")).procNoPrefetch,
   graphile: async () => (await import("./graphile.js")).graphile,
   "graphile-lq": async () => (await import("./graphile.js")).graphileLocalQueue,
   pgboss: async () => (await import("./pgboss.js")).pgboss,
+  "pgboss-poll": async () => (await import("./pgboss.js")).pgbossPoll,
+  "pgboss-naive": async () => (await import("./pgboss.js")).pgbossNaive,
   sql: async () => (await import("./sql.js")).sql,
+  "sql-simple": async () => (await import("./sql.js")).sqlSimple,
 };
 
 export function loadSystem(name: SystemName): Promise<System> {
@@ -29,6 +33,10 @@ export const SAME_PRODUCER_AS: Partial<Record<SystemName, SystemName>> = {
   "graphile-lq": "graphile",
   "proc-small-heap": "proc",
   "proc-delete": "proc",
+  "proc-no-prefetch": "proc",
+  "pgboss-poll": "pgboss",
+  "pgboss-naive": "pgboss",
+  "sql-simple": "sql",
 };
 
 /**

@@ -43,7 +43,7 @@ async function registerSdk(): Promise<void> {
 /** An app with the benchmark's one task; quiet, as every system here is. */
 async function makeApp(
   connector: PgConnector,
-  onJob: (args: JobArgs) => void = () => {},
+  onJob: (args: JobArgs) => void | Promise<void> = () => {},
   tracing: Tracing = "none",
 ) {
   const app = new App({ connector, logger: silentLogger });
@@ -53,8 +53,8 @@ async function makeApp(
     // The queue gauges are read only at a collection, which a drain never reaches.
     app.use(otel());
   }
-  const task = app.task<JobArgs>({ name: TASK }, (args) => {
-    onJob(args);
+  const task = app.task<JobArgs>({ name: TASK }, async (args) => {
+    await onJob(args);
   });
   return { app, task };
 }
@@ -105,6 +105,7 @@ export const proc: System = {
   name: "proc",
   openProducer: producer("none"),
   startWorker: startWorker({}),
+  transactionPooling: true,
 };
 
 /** proc with `app.use(otel())` and no OpenTelemetry SDK: what the plugin costs when unused. */
@@ -131,16 +132,34 @@ export const procDelete: System = {
   startWorker: startWorker({ deleteJobs: "successful" }),
 };
 
+/**
+ * proc with `prefetch: 0`: it claims only for free slots (up to `fetchBatchSize` per round
+ * trip), so that it holds no job it does not run. Shows what prefetching buys in the drains
+ * and what it costs in memory (the memory scenario).
+ */
+export const procNoPrefetch: System = {
+  ...proc,
+  name: "proc-no-prefetch",
+  startWorker: startWorker({ prefetch: 0 }),
+};
+
 function startWorker(
-  options: Pick<WorkerOptions, "deleteJobs">,
+  options: Pick<WorkerOptions, "deleteJobs" | "prefetch">,
   tracing: Tracing = "none",
 ): System["startWorker"] {
-  return async ({ databaseUrl, concurrency, oneShot, onJob }: WorkerSpec) => {
+  return async ({ databaseUrl, concurrency, oneShot, listen, onJob }: WorkerSpec) => {
     const { app } = await makeApp(new PgConnector({ connectionString: databaseUrl }), onJob, tracing);
     // No signal handlers: the child is stopped over IPC. A drain runs one-shot
     // (wait: false), the documented way to empty a queue; fetchBatchSize and prefetch
-    // stay at their defaults.
-    const worker = new Worker(app, { ...options, concurrency, handleSignals: false, wait: !oneShot });
+    // stay at their defaults. Without LISTEN (PgBouncer in transaction mode) as the
+    // PgBouncer guide says: listenNotify false, the default poll interval.
+    const worker = new Worker(app, {
+      ...options,
+      concurrency,
+      handleSignals: false,
+      wait: !oneShot,
+      listenNotify: listen,
+    });
     const started = new Promise<void>((resolve) => worker.once("worker:start", () => resolve()));
     const running = worker.run();
     await Promise.race([started, running]);

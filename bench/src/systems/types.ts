@@ -28,8 +28,13 @@ export interface WorkerSpec {
   concurrency: number;
   /** A drain: the worker may stop by itself once nothing is left (proc's one-shot mode). */
   oneShot: boolean;
-  /** Called at the start of every job's handler. */
-  onJob(args: JobArgs): void;
+  /**
+   * false: no LISTEN (PgBouncer in transaction mode), the worker polls. Only asked of
+   * systems with `transactionPooling`.
+   */
+  listen: boolean;
+  /** The job's handler: reports its start, and returns a promise when the job takes time. */
+  onJob(args: JobArgs): void | Promise<void>;
 }
 
 export interface RunningWorker {
@@ -40,6 +45,8 @@ export interface System {
   name: SystemName;
   /** Installs the system's schema (its own migrations) and opens a producer. */
   openProducer(context: ProducerContext): Promise<Producer>;
+  /** Whether its worker runs through PgBouncer in transaction mode (`listen: false`). */
+  transactionPooling?: boolean;
   /** In the worker child: start a worker and resolve once it runs. */
   startWorker(spec: WorkerSpec): Promise<RunningWorker>;
 }
