@@ -840,14 +840,39 @@ BEGIN
         ORDER BY j.priority DESC, j.id ASC
         LIMIT p_limit - v_claimed
         FOR UPDATE OF j SKIP LOCKED) c;
+    ELSIF v_queues IS NOT NULL THEN
+      -- Several queues: the head of each from jobs_queue_fetch_idx (locked as it is read,
+      -- skipping rows other claims hold), then the best of those. Walking jobs_fetch_idx and
+      -- keeping the rows of these queues would read every todo job of the other queues
+      -- ahead of them (measured with 1,000,000 todo jobs over 50 queues, a worker of 2
+      -- queues behind the other 48: 248 ms and 960,010 index entries per fetch). The heads
+      -- not kept stay locked until this claim commits, a few milliseconds.
+      SELECT array_agg(c.ctid), bool_or(c.flow) INTO v_ctids, v_flow FROM (
+        SELECT cand.ctid, cand.flow
+        FROM unnest(v_queues) AS q(name),
+             LATERAL (
+               SELECT j.ctid, j.priority, j.id,
+                      (j.concurrency_key IS NOT NULL OR j.rate_key IS NOT NULL OR j.expire_at IS NOT NULL
+                       OR coalesce(j.queue_name = ANY (v_limited), false)) AS flow
+               FROM {{schema}}.jobs j
+               WHERE j.status = 'todo' AND j.queue_name = q.name
+                 AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 AND (j.lock IS NULL OR {{schema}}.lock_is_free_v2(j.id, j.lock, j.priority))
+                 AND (j.concurrency_key IS NULL OR v_saturated IS NULL OR j.concurrency_key <> ALL (v_saturated))
+                 AND (j.rate_key IS NULL OR v_exhausted IS NULL OR j.rate_key <> ALL (v_exhausted))
+                 AND (v_round = 1 OR j.ctid <> ALL (v_taken))
+               ORDER BY j.priority DESC, j.id ASC
+               LIMIT p_limit - v_claimed
+               FOR UPDATE OF j SKIP LOCKED) cand
+        ORDER BY cand.priority DESC, cand.id ASC
+        LIMIT p_limit - v_claimed) c;
     ELSE
-      -- Every queue, or several: jobs_fetch_idx gives the order (ANY over several
-      -- queues could use jobs_queue_fetch_idx only with a sort).
+      -- Every queue: jobs_fetch_idx gives the order.
       SELECT array_agg(c.ctid), bool_or(c.flow) INTO v_ctids, v_flow FROM (
         SELECT j.ctid, (j.concurrency_key IS NOT NULL OR j.rate_key IS NOT NULL OR j.expire_at IS NOT NULL
                         OR coalesce(j.queue_name = ANY (v_limited), false)) AS flow
         FROM {{schema}}.jobs j
-        WHERE j.status = 'todo' AND (v_queues IS NULL OR j.queue_name = ANY (v_queues))
+        WHERE j.status = 'todo'
           AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
           AND (j.lock IS NULL OR {{schema}}.lock_is_free_v2(j.id, j.lock, j.priority))
           AND (j.concurrency_key IS NULL OR v_saturated IS NULL OR j.concurrency_key <> ALL (v_saturated))
