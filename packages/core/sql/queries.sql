@@ -229,7 +229,7 @@ SELECT ql.queue_name AS queue, ql.max_running, ql.rate_max, ql.rate_per_ms,
        (SELECT count(*) FROM {{schema}}.jobs d WHERE d.status = 'doing' AND d.queue_name = ql.queue_name)::integer AS running,
        (SELECT count(*) FROM {{schema}}.jobs t WHERE t.status = 'todo' AND t.queue_name = ql.queue_name)::integer AS waiting,
        CASE WHEN ql.rate_max IS NOT NULL THEN
-         (SELECT {{schema}}.rate_window_count_v1(w.starts_ms, ql.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000)
+         (SELECT {{schema}}.rate_window_used_v1(w.starts_ms, w.counts, ql.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000)
           FROM {{schema}}.rate_limit_windows w WHERE w.key = 'queue:' || ql.queue_name)
        END AS window_starts
 FROM {{schema}}.queue_limits ql ORDER BY ql.queue_name;
@@ -246,7 +246,7 @@ FROM (SELECT j.concurrency_key AS key, j.status, max(j.concurrency_limit) OVER (
 GROUP BY k.key, k.max
 UNION ALL
 SELECT 'rate', substr(w.key, 5), w.rate_max, w.rate_per_ms, NULL, NULL,
-       {{schema}}.rate_window_count_v1(w.starts_ms, w.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000),
+       {{schema}}.rate_window_used_v1(w.starts_ms, w.counts, w.rate_per_ms, extract(epoch FROM clock_timestamp()) * 1000),
        w.open_at
 FROM {{schema}}.rate_limit_windows w
 WHERE w.key LIKE 'key:%'

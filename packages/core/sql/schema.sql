@@ -81,7 +81,7 @@ CREATE TABLE {{schema}}.jobs (
   concurrency_key text COLLATE "C" CHECK (length(concurrency_key) BETWEEN 1 AND 256),
   concurrency_limit integer CHECK (concurrency_limit >= 1),
   rate_key text COLLATE "C" CHECK (length(rate_key) BETWEEN 1 AND 256),
-  rate_max integer CHECK (rate_max BETWEEN 1 AND 10000),
+  rate_max integer CHECK (rate_max BETWEEN 1 AND 1000000),
   rate_per_ms integer CHECK (rate_per_ms >= 1),
   expire_at timestamptz,
   CONSTRAINT jobs_concurrency_pair_check CHECK ((concurrency_key IS NULL) = (concurrency_limit IS NULL)),
@@ -451,22 +451,26 @@ $$;
 CREATE TABLE {{schema}}.queue_limits (
   queue_name text COLLATE "C" PRIMARY KEY CHECK (length(queue_name) BETWEEN 1 AND 128),
   max_running integer CHECK (max_running >= 1),
-  rate_max integer CHECK (rate_max BETWEEN 1 AND 10000),
+  rate_max integer CHECK (rate_max BETWEEN 1 AND 1000000),
   rate_per_ms integer CHECK (rate_per_ms >= 1),
   updated_at timestamptz NOT NULL DEFAULT now(),
   CHECK (max_running IS NOT NULL OR rate_max IS NOT NULL),
   CHECK ((rate_max IS NULL) = (rate_per_ms IS NULL))
 );
 
--- Sliding windows of rate limits: for each key ('key:<rate key>' or 'queue:<queue>'),
--- the claim times (Unix ms, oldest first) of its last starts, at most rate_max of them. A
--- start is allowed while fewer than rate_max of them lie in the last rate_per_ms: exact in
--- every window, where a token bucket lets a burst of twice the rate through one window.
+-- Sliding windows of rate limits: for each key ('key:<rate key>' or 'queue:<queue>'), the
+-- claims that started its jobs within the window, oldest first: claim i at starts_ms[i]
+-- (Unix ms) started counts[i] jobs. A claim starts a job only while fewer than rate_max
+-- started in the last rate_per_ms: exact in every window (starts happen only at claims,
+-- and each claim checks the window that ends at it), where a token bucket lets a burst of
+-- twice the rate through one window. One entry per claim, not per job, so a window of
+-- 100,000 starts per minute costs what the claims in a minute cost.
 -- open_at: when a full window next lets a job start (NULL when it is not full), so that a
 -- claim skips the jobs of full windows with one index read, and workers set a timer.
 CREATE TABLE {{schema}}.rate_limit_windows (
   key text COLLATE "C" PRIMARY KEY,
   starts_ms double precision[] NOT NULL,
+  counts integer[] NOT NULL,
   open_at timestamptz,
   -- The limit its last start was admitted under (for listings).
   rate_max integer NOT NULL,
@@ -495,15 +499,36 @@ BEGIN
 END;
 $$;
 
--- How many of a sliding window's starts (p_starts, Unix ms, oldest first) lie in the
--- window of p_per_ms ending at p_now_ms.
-CREATE FUNCTION {{schema}}.rate_window_count_v1(p_starts double precision[], p_per_ms integer,
-                                                p_now_ms double precision)
+-- How many jobs a sliding window's claims (p_starts, p_counts) started in the window of
+-- p_per_ms ending at p_now_ms.
+CREATE FUNCTION {{schema}}.rate_window_used_v1(p_starts double precision[], p_counts integer[], p_per_ms integer,
+                                               p_now_ms double precision)
 RETURNS integer
 LANGUAGE sql
 IMMUTABLE
 AS $$
-  SELECT count(*)::integer FROM unnest(p_starts) s WHERE s > p_now_ms - p_per_ms;
+  SELECT coalesce(sum(u.c), 0)::integer FROM unnest(p_starts, p_counts) AS u(t, c) WHERE u.t > p_now_ms - p_per_ms;
+$$;
+
+-- When a full window (p_starts, p_counts: every entry in it) next lets a job start: when
+-- enough of its oldest claims have left it that fewer than p_max remain.
+CREATE FUNCTION {{schema}}.rate_window_opens_v1(p_starts double precision[], p_counts integer[], p_max integer,
+                                                p_per_ms integer)
+RETURNS timestamptz
+LANGUAGE plpgsql
+IMMUTABLE
+AS $$
+DECLARE
+  v_left integer := (SELECT coalesce(sum(c), 0) FROM unnest(p_counts) AS c);
+BEGIN
+  FOR i IN 1 .. coalesce(cardinality(p_starts), 0) LOOP
+    v_left := v_left - p_counts[i];
+    IF v_left < p_max THEN
+      RETURN to_timestamp((p_starts[i] + p_per_ms) / 1000);
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END;
 $$;
 
 -- Claim-time admission of flow-limited candidates (see fetch_jobs_v4), which p_ctids
@@ -536,11 +561,15 @@ DECLARE
   v_now_ms double precision;
   v_key_doing jsonb;
   v_queues jsonb;
-  v_windows jsonb;
-  v_conf jsonb := '{}';
+  -- The rate windows met so far, by key: their claims ("t", "n"), limit ("max", "per"),
+  -- the starts they still allow in this claim ("room"), and the ones it recorded ("added").
+  v_windows jsonb := '{}';
+  v_w jsonb;
+  v_key text;
   v_q jsonb;
   v_ok boolean;
   v_starts double precision[];
+  v_counts integer[];
   v_wkeys text[];
   v_maxes integer[];
   v_pers integer[];
@@ -586,13 +615,8 @@ BEGIN
                     END))
   INTO v_queues FROM {{schema}}.queue_limits ql
   WHERE ql.queue_name IN (SELECT j.queue_name FROM {{schema}}.jobs j WHERE j.ctid = ANY (p_ctids));
-  SELECT jsonb_object_agg(w.key, to_jsonb(w.starts_ms)) INTO v_windows FROM {{schema}}.rate_limit_windows w
-  WHERE w.key IN (SELECT 'key:' || j.rate_key FROM {{schema}}.jobs j WHERE j.ctid = ANY (p_ctids)
-                  UNION ALL
-                  SELECT 'queue:' || j.queue_name FROM {{schema}}.jobs j WHERE j.ctid = ANY (p_ctids));
   v_key_doing := coalesce(v_key_doing, '{}');
   v_queues := coalesce(v_queues, '{}');
-  v_windows := coalesce(v_windows, '{}');
   FOR r IN
     SELECT j.ctid, j.queue_name, j.concurrency_key, j.concurrency_limit, j.rate_key, j.rate_max, j.rate_per_ms
     FROM {{schema}}.jobs j WHERE j.ctid = ANY (p_ctids)
@@ -630,16 +654,31 @@ BEGIN
     END IF;
     FOR i IN 1 .. cardinality(v_wkeys) LOOP
       EXIT WHEN NOT v_ok;
-      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkeys[i], '[]'))::double precision);
-      IF {{schema}}.rate_window_count_v1(v_starts, v_pers[i], v_now_ms) >= v_maxes[i] THEN
+      v_w := v_windows -> v_wkeys[i];
+      IF v_w IS NULL THEN
+        -- First met in this claim: read it (the advisory lock above keeps it ours).
+        v_starts := '{}';
+        v_counts := '{}';
+        SELECT w.starts_ms, w.counts INTO v_starts, v_counts
+        FROM {{schema}}.rate_limit_windows w WHERE w.key = v_wkeys[i];
+        v_w := jsonb_build_object(
+          't', to_jsonb(coalesce(v_starts, '{}')), 'n', to_jsonb(coalesce(v_counts, '{}')),
+          'max', v_maxes[i], 'per', v_pers[i], 'added', 0,
+          'room', v_maxes[i] - {{schema}}.rate_window_used_v1(v_starts, v_counts, v_pers[i], v_now_ms));
+        v_windows := jsonb_set(v_windows, ARRAY[v_wkeys[i]], v_w);
+      END IF;
+      IF (v_w ->> 'room')::integer <= 0 THEN
         v_ok := false;
         IF i = 1 AND r.rate_key IS NOT NULL THEN
           full_rate_keys := full_rate_keys || r.rate_key;
         ELSE
           full_queues := full_queues || r.queue_name;
         END IF;
-        -- The window opens when the start max places back from the newest leaves it.
-        wake_at := least(wake_at, to_timestamp((v_starts[cardinality(v_starts) - v_maxes[i] + 1] + v_pers[i]) / 1000));
+        -- Its claims, this one's included.
+        v_starts := ARRAY(SELECT jsonb_array_elements_text(v_w -> 't')::double precision) || v_now_ms;
+        v_counts := ARRAY(SELECT jsonb_array_elements_text(v_w -> 'n')::integer) || (v_w ->> 'added')::integer;
+        wake_at := least(wake_at, {{schema}}.rate_window_opens_v1(
+                                    v_starts, v_counts, (v_w ->> 'max')::integer, (v_w ->> 'per')::integer));
       END IF;
     END LOOP;
     IF NOT v_ok THEN
@@ -655,27 +694,35 @@ BEGIN
     IF v_q IS NOT NULL AND jsonb_typeof(v_q -> 'max') = 'number' THEN
       v_queues := jsonb_set(v_queues, ARRAY[r.queue_name, 'doing'], to_jsonb((v_q ->> 'doing')::integer + 1));
     END IF;
-    -- Record the start in each window, keeping its newest max entries.
+    -- Count the start in each window.
     FOR i IN 1 .. cardinality(v_wkeys) LOOP
-      v_starts := ARRAY(SELECT jsonb_array_elements_text(coalesce(v_windows -> v_wkeys[i], '[]'))::double precision)
-                  || v_now_ms;
-      v_starts := v_starts[greatest(1, cardinality(v_starts) - v_maxes[i] + 1):];
-      v_windows := jsonb_set(v_windows, ARRAY[v_wkeys[i]], to_jsonb(v_starts));
-      v_conf := jsonb_set(v_conf, ARRAY[v_wkeys[i]], jsonb_build_object('max', v_maxes[i], 'per', v_pers[i]));
+      v_w := v_windows -> v_wkeys[i];
+      v_windows := jsonb_set(v_windows, ARRAY[v_wkeys[i]], v_w
+                     || jsonb_build_object('room', (v_w ->> 'room')::integer - 1,
+                                           'added', (v_w ->> 'added')::integer + 1));
     END LOOP;
   END LOOP;
   free_left := p_free;
-  -- Store the windows that recorded starts, with when each full one opens again.
-  INSERT INTO {{schema}}.rate_limit_windows AS w (key, starts_ms, open_at, rate_max, rate_per_ms)
-  SELECT c.key, s.starts,
-         CASE WHEN cardinality(s.starts) >= (c.value ->> 'max')::integer
-              THEN to_timestamp((s.starts[cardinality(s.starts) - (c.value ->> 'max')::integer + 1]
-                                 + (c.value ->> 'per')::integer) / 1000) END,
-         (c.value ->> 'max')::integer, (c.value ->> 'per')::integer
-  FROM jsonb_each(v_conf) c,
-       LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(v_windows -> c.key)::double precision) AS starts) s
-  ON CONFLICT (key) DO UPDATE SET starts_ms = EXCLUDED.starts_ms, open_at = EXCLUDED.open_at,
-                                  rate_max = EXCLUDED.rate_max, rate_per_ms = EXCLUDED.rate_per_ms;
+  -- Store the windows that recorded starts: the claims still in them, then this one, and
+  -- when a full one opens again.
+  FOR v_key, v_w IN SELECT e.key, e.value FROM jsonb_each(v_windows) e WHERE (e.value ->> 'added')::integer > 0 LOOP
+    SELECT coalesce(array_agg(u.t::double precision ORDER BY u.o), '{}'), coalesce(array_agg(u.c::integer ORDER BY u.o), '{}')
+    INTO v_starts, v_counts
+    FROM ROWS FROM (jsonb_array_elements_text(v_w -> 't'), jsonb_array_elements_text(v_w -> 'n'))
+         WITH ORDINALITY AS u(t, c, o)
+    WHERE u.t::double precision > v_now_ms - (v_w ->> 'per')::integer;
+    v_starts := v_starts || v_now_ms;
+    v_counts := v_counts || (v_w ->> 'added')::integer;
+    INSERT INTO {{schema}}.rate_limit_windows AS w (key, starts_ms, counts, open_at, rate_max, rate_per_ms)
+    VALUES (v_key, v_starts, v_counts,
+            CASE WHEN (v_w ->> 'room')::integer <= 0 THEN
+              {{schema}}.rate_window_opens_v1(v_starts, v_counts, (v_w ->> 'max')::integer, (v_w ->> 'per')::integer)
+            END,
+            (v_w ->> 'max')::integer, (v_w ->> 'per')::integer)
+    ON CONFLICT (key) DO UPDATE SET starts_ms = EXCLUDED.starts_ms, counts = EXCLUDED.counts,
+                                    open_at = EXCLUDED.open_at, rate_max = EXCLUDED.rate_max,
+                                    rate_per_ms = EXCLUDED.rate_per_ms;
+  END LOOP;
 END;
 $$;
 

@@ -1232,9 +1232,9 @@ function queueLimitProblems(queue: string, limits: QueueLimits): string[] {
   )
     problems.push(`maxRunning must be a whole number from 1, got ${JSON.stringify(maxRunning)}`);
   if (rateLimit != null) {
-    if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 10000))
+    if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 1_000_000))
       problems.push(
-        `rateLimit.max must be a whole number from 1 to 10000, got ${JSON.stringify(rateLimit.max)}`,
+        `rateLimit.max must be a whole number from 1 to 1000000, got ${JSON.stringify(rateLimit.max)}`,
       );
     if (!(Number.isSafeInteger(rateLimit.per) && rateLimit.per >= 1 && rateLimit.per <= 2147483647))
       problems.push(

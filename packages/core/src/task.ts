@@ -124,7 +124,7 @@ export interface JobOptions {
 }
 
 export interface RateLimitOption {
-  /** Starts allowed per window, 1 to 10,000. */
+  /** Starts allowed per window, 1 to 1,000,000. */
   max: number;
   /** The window: ms, or a Duration (`{ seconds: 1 }`). */
   per: Duration;
@@ -459,9 +459,9 @@ function flowProblems(options: AnyJobOptions): string[] {
   if (rateLimit != null) {
     if (typeof rateLimit !== "object") problems.push("rateLimit must be { max, per, key? }");
     else {
-      if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 10000))
+      if (!(Number.isSafeInteger(rateLimit.max) && rateLimit.max >= 1 && rateLimit.max <= 1_000_000))
         problems.push(
-          `rateLimit.max must be a whole number from 1 to 10000, got ${JSON.stringify(rateLimit.max)}`,
+          `rateLimit.max must be a whole number from 1 to 1000000, got ${JSON.stringify(rateLimit.max)}`,
         );
       add(checkSpan("rateLimit.per", rateLimit.per, 2147483647, "2147483647 ms (about 24.8 days)"));
       if (rateLimit.key !== undefined) add(checkName("rateLimit.key", rateLimit.key, NAME_LIMITS.lock));

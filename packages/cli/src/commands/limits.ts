@@ -11,9 +11,9 @@ export function parseRate(text: string, option: string, command: string): { max:
   const match = /^(\d+)\/(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
   const max = match ? Number(match[1]) : Number.NaN;
   const per = match ? Math.round(Number(match[2]) * RATE_UNITS[match[3]!]!) : Number.NaN;
-  if (!(max >= 1 && max <= 10_000 && per >= 1 && per <= 2_147_483_647))
+  if (!(max >= 1 && max <= 1_000_000 && per >= 1 && per <= 2_147_483_647))
     throw new UsageError(
-      `--${option} must be starts/window with a unit, such as 5/1s, 100/1m or 10/500ms (1 to 10000 starts, a window up to about 24 days); got ${JSON.stringify(text)}`,
+      `--${option} must be starts/window with a unit, such as 5/1s, 100/1m or 10/500ms (1 to 1000000 starts, a window up to about 24 days); got ${JSON.stringify(text)}`,
       [command],
     );
   return { max, per };
