@@ -47,6 +47,7 @@ export const SCENARIO_IDS = [
   "latestart",
   "pgbouncer",
   "fetchcost",
+  "flow",
 ] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 const OPT_IN_SCENARIOS: readonly ScenarioId[] = ["scaleout", "latestart", "pgbouncer", "fetchcost"];

@@ -11,6 +11,7 @@ import {
 import { memoryScenario } from "./memory.js";
 import { now } from "./protocol.js";
 import { fetchCostScenario } from "./fetch-cost.js";
+import { flowScenario } from "./flow.js";
 import { lateStartScenario, scaleOutScenarios } from "./scaleout.js";
 import { percentile, sleep } from "./stats.js";
 import { WorkerProcess } from "./worker-process.js";
@@ -231,6 +232,7 @@ export function scenarios(sizes: Sizes, only: readonly string[]): Scenario[] {
     ["latestart", lateStartScenario],
     ...scaleOutScenarios(sizes, "pgbouncer").map((s): [string, Scenario] => ["pgbouncer", s]),
     ["fetchcost", fetchCostScenario],
+    ["flow", flowScenario],
   ];
   return list.filter(([id]) => only.includes(id)).map(([, scenario]) => scenario);
 }

@@ -28,7 +28,7 @@ FROM {{schema}}.defer_jobs_v5($1::text[], $2::text[], $3::integer[], $4::text[],
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, of which jobs with a
--- limit only for its $4 idle slots, each a new run, as one JSON array of FetchedJobRow
+-- limit only as many as $4 (what it can start soon), each a new run, as one JSON array of FetchedJobRow
 -- (NULL when none; a last element with a NULL id says what flow control held back): the
 -- driver then parses one document instead of a row of 14 text fields per job (measured:
 -- 2 µs less worker CPU per job).

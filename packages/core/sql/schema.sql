@@ -536,9 +536,9 @@ $$;
 -- * an expired job ends cancelled (reason "expired") and is not admitted;
 -- * a job with no limit is admitted;
 -- * a job with a limit (its concurrency key, its rate key, or its queue's limits) is
---   admitted when every one of them has room, and only for one of the worker's p_free
---   idle slots: a limited job is never prefetched, where it would hold a slot of its key
---   without running while another worker could run it.
+--   admitted when every one of them has room, and only while the worker can start it
+--   soon (p_free: its idle slots plus its short prefetch, none for slow jobs), so that a
+--   limited job is not held for long without running while another worker could run it.
 -- Exact across concurrent claims: before counting, it takes a transaction-scoped advisory
 -- lock on each key and queue involved, in one global order (so claims cannot deadlock).
 -- A claim of the same key waits for ours to commit, and the counts are read by statements
@@ -548,7 +548,7 @@ $$;
 -- Returns the admitted ctids, whether a limited job was held back (held), when the
 -- earliest full rate window it met opens (wake_at), the expired ids, the claim time
 -- (started_at: the time the rate windows record, so a job's started_at is its start),
--- the idle slots left, and the keys, queues and rate keys it found full (or filled), which
+-- what is left of p_free, and the keys, queues and rate keys it found full (or filled), which
 -- the next round of the claim leaves out.
 CREATE FUNCTION {{schema}}.flow_admit_v1(p_ctids tid[], p_limited_queues text[], p_free integer,
                                          OUT admitted tid[], OUT held boolean, OUT wake_at timestamptz,
@@ -734,10 +734,10 @@ $$;
 -- todo to concurrent fetchers until it commits, they skip the rest of that lock instead
 -- of racing for it; jobs_lock_idx is the backstop (the caller retries a fetch that hits it).
 --
--- Flow control (replacing fetch_jobs_v3, which now calls this): p_free is how many of the
--- worker's slots are idle now. A job with a limit is claimed only for one of those (see
--- flow_admit_v1, which checks every limit exactly); a job without one as before, up to
--- p_limit, prefetched. Before the scan, what cannot start at all is left out cheaply:
+-- Flow control (replacing fetch_jobs_v3, which now calls this): p_free is how many jobs
+-- with a limit the worker can start soon (its idle slots plus its short prefetch). A job
+-- with a limit is claimed only within that (see flow_admit_v1, which checks every limit
+-- exactly); a job without one as before, up to p_limit. Before the scan, what cannot start at all is left out cheaply:
 -- paused queues, queues at their running or rate limit, concurrency keys at their limit,
 -- rate keys whose window is full. So one key's backlog does not hide the other keys' jobs:
 -- among the jobs that may start, the oldest first (priority desc, id asc), whatever their
@@ -977,7 +977,7 @@ BEGIN
     END IF;
 
     -- Another round only when this one left candidates out for a key or queue that is
-    -- now full (not merely for want of idle slots), and there is room for more.
+    -- now full (not merely for want of p_free), and there is room for more.
     EXIT WHEN NOT v_flow; -- (v_admit is unassigned then)
     EXIT WHEN NOT v_admit.held OR v_round >= 3 OR v_claimed >= p_limit
               OR cardinality(v_admit.full_keys) + cardinality(v_admit.full_queues)

@@ -298,8 +298,9 @@ export class JobManager {
 
   /**
    * Claim up to `limit` ready jobs for a worker in one round trip, of which jobs with a
-   * limit (concurrency, rate, or their queue's) only for its `idle` slots: a limited job
-   * is never prefetched. Says what flow control held back (see Claim).
+   * limit (concurrency, rate, or their queue's) at most `idle`: what the worker can start
+   * soon, so that a limited job is not held for long without running. Says what flow
+   * control held back (see Claim).
    */
   async claimJobs(
     workerId: number,

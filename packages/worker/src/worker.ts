@@ -485,16 +485,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const backlog = this.#writer.failing || this.#writer.size > concurrency + this.options.prefetch;
       if (room > 0 && lowWater && this.#hint && !backlog) {
         const limit = Math.min(room, fetchBatchSize);
+        // Slots free now: the claim takes limited jobs (a concurrency key, a rate limit, a
+        // limited queue) only for these and for the adaptive prefetch (#adaptPrefetch: what
+        // the slots finish within two round trips, none for slow jobs), so that a limited
+        // job is never held for long without running while another worker could run it.
+        const slots = concurrency - this.#running.size - this.#buffer.length;
         let jobs: Job[];
         try {
           this.#hint = false;
           const sent = performance.now();
-          // Jobs with a limit are claimed only for idle slots (never prefetched).
-          const idle = Math.max(0, concurrency - this.#running.size - this.#buffer.length);
-          const claim = await this.#jm.claimJobs(this.#workerId!, queues, limit, idle);
+          const claim = await this.#jm.claimJobs(
+            this.#workerId!,
+            queues,
+            limit,
+            Math.max(0, slots + this.#prefetchTarget),
+          );
           jobs = claim.jobs;
           this.#adaptPrefetch(performance.now() - sent);
           this.#flowHeld = claim.held;
+          // Limited jobs were held back for want of idle slots, and slots freed during the
+          // round trip (their releases came before this flag): look again now. Not when the
+          // claim had every slot idle: what it held waits for a limit, not for this worker.
+          if (claim.held && slots < concurrency && this.#running.size + this.#buffer.length < concurrency)
+            this.#hint = true;
           if (claim.limitedQueues.length || this.#limitedQueues.size)
             this.#limitedQueues = new Set(claim.limitedQueues);
           if (claim.more) this.#hint = true; // expired jobs were skipped: look again
@@ -534,7 +547,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           this.#hint = true; // a full batch: more may be waiting
           continue;
         }
-        if (!this.options.wait && jobs.length === 0 && this.#idle()) {
+        if (!this.options.wait && jobs.length === 0 && !this.#hint && this.#idle()) {
           this.logger.info({ action: "one_shot_done" }, "no job is ready: stopping (one-shot)");
           void this.stop();
           break;
@@ -687,9 +700,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Whether the end of this job's run may let a waiting job start (its lock or a limit). */
   #freesOthers(job: Job): boolean {
-    return (
-      job.lock !== null || job.concurrencyKey !== null || this.#flowHeld || this.#limitedQueues.has(job.queue)
-    );
+    return job.lock !== null || this.#flowHeld || this.#limited(job);
+  }
+
+  /** A job with a limit (its concurrency key, its rate limit, or its queue's limits). */
+  #limited(job: Job): boolean {
+    return job.concurrencyKey !== null || job.rateLimit !== null || this.#limitedQueues.has(job.queue);
   }
 
   /** Resolves once every job running now has been released. */

@@ -54,6 +54,23 @@ describe.each(backends())("flow control in a worker on %s", (backend) => {
     expect(new Set(done)).toEqual(new Set(ids));
   });
 
+  it("one-shot runs every job of limited keys before it stops", async () => {
+    let done = 0;
+    const task = app.task(
+      { name: "sync", concurrencyKey: (a: { k: number }) => `k${a.k}`, concurrencyLimit: 2 },
+      async () => {
+        done++;
+      },
+    );
+    await task.batchDefer(Array.from({ length: 300 }, (_, i) => ({ k: i % 30 })));
+    // No-op jobs: slots free during every claim's round trip, the race that once stopped
+    // a one-shot worker with held jobs left.
+    const worker = new Worker(app, { handleSignals: false, concurrency: 10, wait: false });
+    await worker.run();
+    expect(done).toBe(300);
+    expect(await app.jobManager.listJobs({ status: ["todo"] })).toEqual([]);
+  });
+
   it("a rate-limited job starts when its window opens, on the worker's own timer", async () => {
     const starts: number[] = [];
     const task = app.task({ name: "call_api", rateLimit: { max: 2, per: 300 } }, async () => {
