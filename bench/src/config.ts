@@ -50,7 +50,7 @@ export const SCENARIO_IDS = [
   "flow",
 ] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
-const OPT_IN_SCENARIOS: readonly ScenarioId[] = ["scaleout", "latestart", "pgbouncer", "fetchcost"];
+const OPT_IN_SCENARIOS: readonly ScenarioId[] = ["scaleout", "latestart", "pgbouncer", "fetchcost", "flow"];
 const DEFAULT_SCENARIOS = SCENARIO_IDS.filter((s) => !OPT_IN_SCENARIOS.includes(s));
 
 export interface Sizes {

@@ -7,7 +7,7 @@
  * the drain rate (100,000 starts per second: every claim reads and writes the window, no
  * job waits). It also checks the keys' limit in the database's own times (claim to
  * completion: no instant with more than 2 running jobs of a key) and reports how evenly
- * the keys progressed (the longest wait of each key). See ../README.md, scenario 11.
+ * the keys progressed (the longest wait of each key). See ../README.md, scenario 12.
  */
 import { App, silentLogger } from "@proc/core";
 import { PgConnector } from "@proc/pg-connector";
@@ -128,7 +128,7 @@ export const flowScenario: Scenario = {
           }
         }
         const work = jobMs ? `${jobMs} ms jobs` : "no-op jobs";
-        const label = `11. drain ${jobs} ${work}, c=${CONCURRENCY}`;
+        const label = `12. drain ${jobs} ${work}, c=${CONCURRENCY}`;
         measures.push(
           { label: `${label}, plain`, unit: "jobs/s", better: "higher", value: rates.plain! },
           {
@@ -144,31 +144,31 @@ export const flowScenario: Scenario = {
             value: rates.rate!,
           },
           {
-            label: `11. ${work}: ${KEYS} keys of limit ${LIMIT} ÷ plain`,
+            label: `12. ${work}: ${KEYS} keys of limit ${LIMIT} ÷ plain`,
             unit: "×",
             better: "higher",
             value: rates.keys! / rates.plain!,
           },
           {
-            label: `11. ${work}: queue rate limit ÷ plain`,
+            label: `12. ${work}: queue rate limit ÷ plain`,
             unit: "×",
             better: "higher",
             value: rates.rate! / rates.plain!,
           },
           {
-            label: `11. ${work}: runs of a key started while ${LIMIT} others ran (must be 0)`,
+            label: `12. ${work}: runs of a key started while ${LIMIT} others ran (must be 0)`,
             unit: "runs",
             better: "lower",
             value: overlaps,
           },
           {
-            label: `11. ${work}: longest wait of a key, the most waiting key`,
+            label: `12. ${work}: longest wait of a key, the most waiting key`,
             unit: "ms",
             better: "lower",
             value: Math.max(...waits),
           },
           {
-            label: `11. ${work}: longest wait of a key, the least waiting key`,
+            label: `12. ${work}: longest wait of a key, the least waiting key`,
             unit: "ms",
             better: "lower",
             value: Math.min(...waits),
