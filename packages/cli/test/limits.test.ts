@@ -6,15 +6,26 @@ describe.skipIf(skipDb)("proc queues limit, proc limits, proc defer with limits"
   const t = useTestDatabase();
 
   it("sets, lists and clears a queue's limits", async () => {
-    expect(await proc(["queues", "limit", "api", "--max-running", "3", "--rate", "5/1s"], t.env)).toMatchObject({
+    expect(
+      await proc(["queues", "limit", "api", "--max-running", "3", "--rate", "5/1s"], t.env),
+    ).toMatchObject({
       code: 0,
       stdout: "queue api: at most 3 running, at most 5 starts per 1000 ms\n",
     });
     const listed = JSON.parse((await proc(["limits", "--json"], t.env)).stdout);
     expect(listed.queues).toEqual([
-      { queue: "api", maxRunning: 3, rateLimit: { max: 5, per: 1000 }, running: 0, waiting: 0, windowStarts: null },
+      {
+        queue: "api",
+        maxRunning: 3,
+        rateLimit: { max: 5, per: 1000 },
+        running: 0,
+        waiting: 0,
+        windowStarts: null,
+      },
     ]);
-    expect((await proc(["limits"], t.env)).stdout).toMatch(/api\s+at most 3 running, at most 5 starts per 1000 ms\s+0\s+0/);
+    expect((await proc(["limits"], t.env)).stdout).toMatch(
+      /api\s+at most 3 running, at most 5 starts per 1000 ms\s+0\s+0/,
+    );
     expect((await proc(["queues", "limit", "api", "--clear"], t.env)).stdout).toBe("queue api: no limits\n");
     expect((await t.db.app.jobManager.listLimits()).queues).toEqual([]);
   });
