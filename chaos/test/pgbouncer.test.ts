@@ -46,7 +46,7 @@ describe.runIf(enabled)("PgBouncer, transaction pooling (pg)", () => {
 
   beforeAll(async () => {
     db = await createChaosDatabase("bouncer_tx", { migrate: false });
-    bouncer = await startPgBouncer(adminUrl()!, "transaction");
+    bouncer = await startPgBouncer(adminUrl()!, { mode: "transaction" });
     const url = bouncer.url(db.url);
     // Two processes' worth of apps, each its own pool through the bouncer.
     apps = [makeApp(url), makeApp(url)];
@@ -142,7 +142,7 @@ describe.runIf(enabled)("PgBouncer, session pooling (pg)", () => {
     const db = await createChaosDatabase("bouncer_session");
     // Dropped whatever fails below, PgBouncer's start included.
     await using _dropDb = { [Symbol.asyncDispose]: () => db.drop() };
-    const bouncer = await startPgBouncer(adminUrl()!, "session");
+    const bouncer = await startPgBouncer(adminUrl()!, { mode: "session" });
     const app = makeApp(bouncer.url(db.url));
     const worker = new Worker(app, { pollInterval: 60_000, handleSignals: false });
     await app.open();
