@@ -259,7 +259,52 @@ BEGIN
     RAISE EXCEPTION 'defer_jobs_v5: every argument must have one element per job, or one for all'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  -- One statement per job, as in defer_jobs_v4: each is an INSERT ... ON CONFLICT on the
+  IF v_conflict = 'error' THEN
+    -- One statement for the batch, as defer_jobs_v3 (a conflict anywhere raises
+    -- unique_violation and nothing is inserted), with each job's flow options read in
+    -- lockstep (measured: 1,000 jobs with a concurrency key in 630 ms one statement per job,
+    -- as below, against 12 ms for defer_jobs_v3). Ids grow in input order (ORDER BY a.ord).
+    WITH inserted AS (
+      INSERT INTO {{schema}}.jobs (queue_name, task_name, priority, lock, queueing_lock, args, scheduled_at,
+                                   headers, concurrency_key, concurrency_limit, rate_key, rate_max, rate_per_ms,
+                                   expire_at)
+      SELECT p_queues[CASE WHEN cardinality(p_queues) = 1 THEN 1 ELSE a.ord::integer END],
+             p_tasks[CASE WHEN cardinality(p_tasks) = 1 THEN 1 ELSE a.ord::integer END],
+             coalesce(p_priorities[CASE WHEN cardinality(p_priorities) = 1 THEN 1 ELSE a.ord::integer END], 0),
+             p_locks[CASE WHEN cardinality(p_locks) = 1 THEN 1 ELSE a.ord::integer END],
+             p_queueing_locks[CASE WHEN cardinality(p_queueing_locks) = 1 THEN 1 ELSE a.ord::integer END],
+             coalesce(a.args, '{}'),
+             p_scheduled_at[CASE WHEN cardinality(p_scheduled_at) = 1 THEN 1 ELSE a.ord::integer END],
+             nullif(p_headers -> (CASE WHEN jsonb_array_length(p_headers) = 1 THEN 0 ELSE a.ord::integer - 1 END), 'null'),
+             f.v ->> 'concurrency_key', (f.v ->> 'concurrency_limit')::integer,
+             f.v ->> 'rate_key', (f.v ->> 'rate_max')::integer, (f.v ->> 'rate_per_ms')::integer,
+             (f.v ->> 'expire_at')::timestamptz
+      FROM jsonb_array_elements(p_args) WITH ORDINALITY AS a(args, ord),
+           LATERAL (SELECT coalesce(p_flow -> (CASE WHEN jsonb_array_length(p_flow) = 1 THEN 0
+                                                    ELSE a.ord::integer - 1 END), '{}') AS v) f
+      ORDER BY a.ord
+      RETURNING id
+    ) SELECT array_agg(i.id ORDER BY i.id) INTO v_ids FROM inserted i;
+    -- The throttle (uniqueFor), checked by a statement that sees every claim committed
+    -- before it (see above): one recent start of a job's queueing lock refuses the batch.
+    IF EXISTS (SELECT FROM jsonb_array_elements(p_flow) e WHERE e ->> 'unique_for_ms' IS NOT NULL) THEN
+    SELECT j.queueing_lock INTO v_lock
+    FROM unnest(v_ids) WITH ORDINALITY AS n(id, ord)
+    JOIN {{schema}}.jobs j ON j.id = n.id,
+         LATERAL (SELECT (p_flow -> (CASE WHEN jsonb_array_length(p_flow) = 1 THEN 0 ELSE n.ord::integer - 1 END)
+                          ->> 'unique_for_ms')::double precision AS ms) u
+    WHERE j.queueing_lock IS NOT NULL AND u.ms IS NOT NULL
+      AND EXISTS (SELECT FROM {{schema}}.jobs o
+                  WHERE o.queueing_lock = j.queueing_lock AND o.id <> j.id
+                    AND o.started_at > now() - make_interval(secs => u.ms / 1000))
+    LIMIT 1;
+    IF v_lock IS NOT NULL THEN
+      RAISE EXCEPTION 'queueing lock % is throttled: a job of it started within its uniqueFor window', v_lock
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'jobs_queueing_lock_throttle';
+    END IF;
+    END IF;
+  ELSE
+  -- ignore and replace: one statement per job, as in defer_jobs_v4: each is an INSERT ... ON CONFLICT on the
   -- partial unique index of todo queueing locks, then the throttle check.
   FOR i IN 1 .. n LOOP
     v_lock := p_queueing_locks[CASE WHEN cardinality(p_queueing_locks) = 1 THEN 1 ELSE i END];
@@ -290,13 +335,6 @@ BEGIN
       WHERE v_conflict = 'replace'
     -- xmax is 0 on a row this statement inserted, set on one it updated (replaced).
     RETURNING j.id, j.xmax = 0 INTO v_id, v_inserted;
-    IF v_id IS NULL AND v_conflict = 'error' THEN
-      -- A conflict that ON CONFLICT ... WHERE false turned into "nothing inserted":
-      -- "error" raises what defer_jobs_v3 would.
-      RAISE EXCEPTION 'duplicate key value violates unique constraint "jobs_queueing_lock_idx"'
-        USING ERRCODE = 'unique_violation', CONSTRAINT = 'jobs_queueing_lock_idx',
-              DETAIL = format('Key (queueing_lock)=(%s) already exists.', v_lock);
-    END IF;
     IF v_id IS NULL THEN
       -- Ignored: the waiting job, read in a new snapshot (see defer_jobs_v4).
       SELECT o.id INTO v_id FROM {{schema}}.jobs o WHERE o.queueing_lock = v_lock AND o.status = 'todo';
@@ -309,17 +347,13 @@ BEGIN
         AND o.started_at > now() - make_interval(secs => (v_flow ->> 'unique_for_ms')::double precision / 1000)
       ORDER BY o.started_at DESC LIMIT 1;
       IF v_recent IS NOT NULL THEN
-        IF v_conflict = 'error' THEN
-          RAISE EXCEPTION 'queueing lock % is throttled: a job of it started less than % ms ago', v_lock,
-                          v_flow ->> 'unique_for_ms'
-            USING ERRCODE = 'unique_violation', CONSTRAINT = 'jobs_queueing_lock_throttle';
-        END IF;
         DELETE FROM {{schema}}.jobs o WHERE o.id = v_id;
         v_id := v_recent;
       END IF;
     END IF;
     v_ids := v_ids || v_id;
   END LOOP;
+  END IF;
   PERFORM pg_notify('{{channel}}', json_build_object(
             'type', 'job', 'queue', o.queue_name,
             'at', CASE WHEN bool_and(coalesce(o.scheduled_at > now(), false)) THEN min(o.scheduled_at) END)::text)
