@@ -31,8 +31,9 @@ FROM {{schema}}.defer_jobs_v5($1::text[], $2::text[], $3::integer[], $4::text[],
 -- limit only as many as $4 (what it can start soon), each a new run, as one JSON array of FetchedJobRow
 -- (NULL when none; a last element with a NULL id says what flow control held back): the
 -- driver then parses one document instead of a row of 14 text fields per job (measured:
--- 2 µs less worker CPU per job).
-SELECT json_agg(f) AS jobs FROM {{schema}}.fetch_jobs_v4($1::bigint, $2::text[], $3::integer, $4::integer) f;
+-- 2 µs less worker CPU per job). As text, parsed by JobManager, so that the worker knows
+-- the claim's size and can bound the memory its prefetched jobs hold (prefetchBytes).
+SELECT json_agg(f)::text AS jobs FROM {{schema}}.fetch_jobs_v4($1::bigint, $2::text[], $3::integer, $4::integer) f;
 
 -- name: complete_jobs
 -- Mark runs ($1 ids, $2 runs) succeeded (or delete them with $4) with their results

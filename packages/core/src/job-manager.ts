@@ -65,6 +65,11 @@ export interface Claim {
   wakeAt: Date | null;
   /** The queues that have limits (a run of theirs ending may let another start). */
   limitedQueues: readonly string[];
+  /**
+   * The claim's size as the database sent it (characters of JSON): about the memory its
+   * jobs hold until they have run, which a worker bounds (its prefetchBytes option).
+   */
+  bytes: number;
 }
 
 /** A queue's limits across every worker (JobManager.setQueueLimits). */
@@ -309,13 +314,9 @@ export class JobManager {
     idle: number,
   ): Promise<Claim> {
     const fetch = async (): Promise<Claim> => {
-      const [row] = await this.#run<{ jobs: FetchedJobRow[] | null }>("fetch_jobs", [
-        workerId,
-        queues,
-        limit,
-        idle,
-      ]);
-      const rows = row?.jobs ?? [];
+      const [row] = await this.#run<{ jobs: string | null }>("fetch_jobs", [workerId, queues, limit, idle]);
+      const text = row?.jobs ?? null;
+      const rows: FetchedJobRow[] = text === null ? [] : JSON.parse(text);
       // The last row has a NULL id when there is something to tell (fetch_jobs_v4).
       const last = rows[rows.length - 1];
       const info = last && last.id === null ? (rows.pop()!.flow as ClaimInfo) : null;
@@ -325,6 +326,7 @@ export class JobManager {
         more: info?.more ?? false,
         wakeAt: info?.wakeAtMs != null ? new Date(info.wakeAtMs) : null,
         limitedQueues: info?.limitedQueues ?? [],
+        bytes: text?.length ?? 0,
       };
     };
     try {

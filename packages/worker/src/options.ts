@@ -53,6 +53,14 @@ export interface WorkerOptions {
    * workers. 0 disables prefetching. @defaultValue 2000
    */
   prefetch?: number;
+  /**
+   * Most memory, in bytes, that prefetched jobs may hold: their size as claimed (their
+   * JSON, args included), averaged over recent claims. With large args the worker
+   * prefetches fewer jobs rather than hold megabytes it does not need yet (10 KB args:
+   * about 400 jobs, not 2000). Jobs running in a slot are not counted. @defaultValue
+   * 4194304 (4 MiB)
+   */
+  prefetchBytes?: number;
   /** Merged into every task's context (see AdditionalContext in @proc/core). */
   additionalContext?: Record<string, unknown>;
   /** Wrap every task run, outermost first. */
@@ -84,6 +92,7 @@ export const WORKER_DEFAULTS = {
   heartbeatInterval: 5000,
   abortPollInterval: 1000,
   expiryInterval: 10_000,
+  prefetchBytes: 4 * 2 ** 20,
 } as const;
 
 /** Validates every option at once and reports all problems in one error. */
@@ -98,6 +107,13 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   positiveInteger("fetchBatchSize");
   if (options.prefetch !== undefined && !(Number.isInteger(options.prefetch) && options.prefetch >= 0))
     problems.push(`prefetch: expected an integer >= 0 (got ${String(options.prefetch)})`);
+  if (
+    options.prefetchBytes !== undefined &&
+    !(Number.isSafeInteger(options.prefetchBytes) && options.prefetchBytes >= 0)
+  )
+    problems.push(
+      `prefetchBytes: expected a number of bytes >= 0, such as 4194304 for 4 MiB (got ${String(options.prefetchBytes)})`,
+    );
   // Each drives a timer; Node fires a longer one after 1 ms. Infinity is fine for
   // shutdownTimeout only: the drain then waits without a timer.
   const duration = (key: keyof WorkerOptions, rules?: DurationRules) => {

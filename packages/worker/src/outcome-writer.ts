@@ -1,9 +1,9 @@
 import {
-  type Job,
   type JobError,
   type JobManager,
   type JsonValue,
   type Logger,
+  type RunRef,
   isProcError,
   isTransientError,
   storableText,
@@ -11,12 +11,21 @@ import {
 import { serializeError } from "./errors.js";
 import { sleep } from "./wakeup.js";
 
+/**
+ * What the writer keeps of a finished run's job: not the Job itself, whose args would
+ * stay in memory until the outcome is written (outcomes queue up while a write is slow).
+ */
+export interface FinishedRun extends RunRef {
+  /** The run's end may let another job start (its lock or a limit): look again once written. */
+  freesOthers: boolean;
+}
+
 /** The outcome of one run, waiting to be written. Successes are written in batches. */
-export type Outcome =
-  | { kind: "success"; job: Job; result: JsonValue | null }
+export type Outcome<J extends RunRef = FinishedRun> =
+  | { kind: "success"; job: J; result: JsonValue | null }
   | {
       kind: "failure";
-      job: Job;
+      job: J;
       status: "failed" | "aborted" | "todo";
       error: JobError;
       retry?: { at: Date; queue?: string; priority?: number; lock?: string };

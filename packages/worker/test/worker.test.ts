@@ -425,6 +425,38 @@ describe.each(backends())("Worker on %s", (backend) => {
     expect(jobs.filter((j) => j.status === "succeeded").length + todo).toBe(ids.length);
   });
 
+  it("prefetches large jobs only as many as fit in prefetchBytes", async () => {
+    // 20 KB of args per job: 100 KB of prefetch holds 4 or 5 of them.
+    const pad = "x".repeat(20_000);
+    const big = app.task({ name: "big" }, async (_args: { pad: string }) => {
+      started++;
+    });
+    let started = 0;
+    const drain = async (options: WorkerOptions) => {
+      started = 0;
+      await big.batchDefer(Array.from({ length: 150 }, () => ({ pad })));
+      let claimed = 0;
+      let mostBuffered = 0;
+      const { worker, done } = start({ wait: false, concurrency: 2, ...options });
+      worker.on("worker:fetch", ({ count }) => {
+        claimed += count;
+        // Claimed but not started yet (a job handed to a slot may not have begun: at
+        // most `concurrency` of these are not in the buffer).
+        mostBuffered = Math.max(mostBuffered, claimed - started);
+      });
+      await done;
+      expect(started).toBe(150);
+      return mostBuffered;
+    };
+    const bounded = await drain({ prefetchBytes: 100_000 });
+    // The buffer holds at most what fits (4) plus the slots idle at the claim (2), and
+    // the count above may include the 2 jobs just handed to the slots.
+    expect(bounded).toBeLessThanOrEqual(4 + 2 + 2);
+    // The same drain with the default 4 MiB prefetches deep (measured: 144 of the 150),
+    // so the bound above is prefetchBytes at work, not a shallow prefetch.
+    expect(await drain({})).toBeGreaterThan(20);
+  });
+
   it("aborts a prefetched job that was asked to abort before it started, without running it", async () => {
     const ran: number[] = [];
     let release!: () => void;
