@@ -23,8 +23,14 @@ export function isApp(value: unknown): value is App {
   );
 }
 
-/** Import the user's module (a file path, relative to `cwd`) and return its app. */
-export async function loadApp(specifier: string, cwd: string): Promise<App> {
+/** What the user's module gave: its app and everything it exports (for what else it holds). */
+export interface LoadedApp {
+  app: App;
+  exports: Record<string, unknown>;
+}
+
+/** Import the user's module (a file path, relative to `cwd`) and return its app and exports. */
+export async function loadApp(specifier: string, cwd: string): Promise<LoadedApp> {
   const path = resolve(cwd, specifier);
   if (!existsSync(path))
     throw new CliError(
@@ -49,7 +55,7 @@ export async function loadApp(specifier: string, cwd: string): Promise<App> {
       { cause: error },
     );
   }
-  return pickApp(namespace, specifier);
+  return { app: pickApp(namespace, specifier), exports: namespace };
 }
 
 function pickApp(namespace: Record<string, unknown>, specifier: string): App {

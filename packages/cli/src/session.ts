@@ -26,6 +26,7 @@ export class Session {
   #app: App | null = null;
   #opened = false;
   #fromModule = false;
+  #moduleExports: Readonly<Record<string, unknown>> = {};
 
   constructor(init: {
     command: readonly string[];
@@ -53,11 +54,18 @@ export class Session {
     return this.#fromModule;
   }
 
+  /** What the user's module exports beside its app (empty without --app). */
+  get moduleExports(): Readonly<Record<string, unknown>> {
+    return this.#moduleExports;
+  }
+
   async app(need: AppNeed): Promise<App> {
     if (this.#app) return this.#app;
     const module = this.values.string("app");
     if (module) {
-      this.#app = await loadApp(module, this.cwd);
+      const loaded = await loadApp(module, this.cwd);
+      this.#app = loaded.app;
+      this.#moduleExports = loaded.exports;
       this.#fromModule = true;
       return this.#app;
     }

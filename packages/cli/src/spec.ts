@@ -434,7 +434,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     details:
       "Read-only and bound to 127.0.0.1 unless told otherwise. With --actions, every action needs " +
       "the token (typed in the page, or sent as Authorization: Bearer) and comes from the dashboard's " +
-      "own pages (CSRF token, same-origin check). Needs @proc/dashboard.",
+      "own pages (CSRF token, same-origin check). With --app, the periodic tasks page shows the cron, " +
+      "time zone and next tick of the schedules whose handles (what app.periodic() returns) the module " +
+      "exports. Needs @proc/dashboard.",
   },
   {
     path: ["healthcheck"],

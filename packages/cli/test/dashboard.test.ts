@@ -46,4 +46,27 @@ describe.skipIf(skipDb)("proc dashboard", () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain("--actions needs --token (or PROC_DASHBOARD_TOKEN)");
   });
+
+  it("--app: the periodic tasks page shows the cron, time zone and next tick of the module's schedules", async () => {
+    const child = start(["dashboard", "--port", "0", "--app", "test/fixtures/periodic.ts"], t.env);
+    await child.waitForStderr("serving the dashboard at");
+    const page = await (await fetch(`${dashboardUrl(child.stderr())}periodic`)).text();
+    child.kill("SIGTERM");
+    expect((await child.done).code).toBe(0);
+    const rows = [...page.matchAll(/<tr data-task="([^"]+)" data-periodic-id="([^"]*)">([\s\S]*?)<\/tr>/g)];
+    expect(rows.map(([, task, id]) => `${task}/${id}`)).toEqual([
+      "cleanup/quarter",
+      "cleanup/weekly",
+      "usage_report/",
+    ]);
+    const row = (task: string) => rows.find(([, t]) => t === task)![3]!;
+    expect(row("usage_report")).toContain("<code>0 3 * * *</code>");
+    expect(row("usage_report")).toContain("Europe/Paris");
+    // The next tick, as the handle computes it: 03:00 in Paris is 01:00 or 02:00 UTC.
+    expect(row("usage_report")).toMatch(
+      /<time datetime="[^"]+T0[12]:00:00\.000Z"[^>]*>[^<]+<\/time> <span class="muted">\(in /,
+    );
+    expect(rows.find(([, , id]) => id === "weekly")![3]).toContain("America/New_York");
+    expect(page).not.toContain("not given");
+  });
 });

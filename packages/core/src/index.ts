@@ -68,6 +68,7 @@ export type {
 } from "./job-manager.js";
 export type {
   LockHolder,
+  LocksCursor,
   PeriodicTick,
   QueueSummary,
   RunningJob,

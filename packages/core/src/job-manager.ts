@@ -1001,9 +1001,13 @@ export class JobManager {
 
   /**
    * Locks of waiting or running jobs: the job holding each (if one runs), how many wait
-   * behind it, and how many such locks there are; held locks first, most waiting first.
+   * behind it, and how many such locks there are; held locks first, most waiting first,
+   * then by name. `after`, the last lock of the previous page, pages through them by keyset.
    */
-  async listLockHolders(limit = 500): Promise<{ total: number; locks: LockHolder[] }> {
+  async listLockHolders(
+    limit = 500,
+    after: LocksCursor | null = null,
+  ): Promise<{ total: number; locks: LockHolder[] }> {
     const rows = await this.#run<{
       name: string;
       todo: number;
@@ -1012,7 +1016,7 @@ export class JobManager {
       holder_task: string | null;
       holder_worker_id: string | null;
       holder_started_at: Date | string | null;
-    }>("list_lock_holders", [limit]);
+    }>("list_lock_holders", [limit, after ? !after.held : null, after?.waiting ?? null, after?.name ?? null]);
     return {
       total: rows[0]?.total ?? 0,
       locks: rows.map((r) => ({
@@ -1029,6 +1033,15 @@ export class JobManager {
               },
       })),
     };
+  }
+
+  /**
+   * The names of the queues with waiting, running or kept jobs, or among the last 1,000
+   * finished, paused or limited, sorted, at most `limit` (suggestions: cheap on any table).
+   */
+  async listQueueNames(limit = 500): Promise<string[]> {
+    const rows = await this.#run<{ queue: string }>("list_queue_names", [limit]);
+    return rows.map((r) => r.queue);
   }
 
   /** Per periodic task the database has deferred: its last tick, the job and its status now. */
@@ -1139,6 +1152,13 @@ export interface LockHolder {
   waiting: number;
   /** The doing job holding it, or null when none runs. */
   holder: { id: number; task: string; workerId: number | null; startedAt: Date | null } | null;
+}
+
+/** Where a page of listLockHolders ends: its last lock, whether it was held, its waiting jobs. */
+export interface LocksCursor {
+  name: string;
+  held: boolean;
+  waiting: number;
 }
 
 export interface PeriodicTick {

@@ -3,6 +3,9 @@
 // Each page is served by the real handler on the real database: its time (median and p95 of
 // PERF_RUNS requests after two warm-ups), then every statement it ran, replayed under
 // EXPLAIN (ANALYZE, BUFFERS): their summed execution time is the page's cost to the database.
+// The overview is timed twice: after a change (a dashboard of its own per request, so that
+// nothing is cached: what each refresh costs while jobs move) and unchanged (served from the
+// overview cache after reading the activity signature).
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres pnpm --filter @proc/dashboard perf [--fill] [--plans]
 //
@@ -89,8 +92,10 @@ const dashboard = createDashboard(app, { actions: true, token: "perf-token-01234
 const [failed] = await app.jobManager.searchJobs({ status: "failed", limit: 1 });
 const day = 86_400_000;
 const iso = (ms: number) => new Date(Date.now() - ms).toISOString().slice(0, 16);
-const PAGES: Array<[string, string]> = [
-  ["overview", "/"],
+const [firstLock] = (await app.jobManager.listLockHolders(100)).locks.slice(-1);
+const PAGES: Array<[string, string, "fresh"?]> = [
+  ["overview, after a change", "/", "fresh"],
+  ["overview, unchanged (cached)", "/"],
   ["jobs, newest", "/jobs"],
   ["jobs, status failed", "/jobs?status=failed"],
   ["jobs, queue billing + failed (2 ranges)", "/jobs?queue=billing&status=failed"],
@@ -105,12 +110,21 @@ const PAGES: Array<[string, string]> = [
   ["workers", "/workers"],
   ["periodic", "/periodic"],
   ["locks", "/locks"],
+  [
+    "locks, page 2 (keyset)",
+    `/locks?after=${encodeURIComponent(`${firstLock?.holder ? "h" : "f"}.${firstLock?.waiting}.${firstLock?.name}`)}`,
+  ],
 ];
 
 const rows: string[] = [];
 const plans: string[] = [];
-for (const [name, path] of PAGES) {
-  const request = () => dashboard(new Request(`http://perf.test${path}`));
+for (const [name, path, fresh] of PAGES) {
+  const request = async () => {
+    const handler = fresh ? createDashboard(app) : dashboard;
+    const response = await handler(new Request(`http://perf.test${path}`));
+    if (fresh) await handler.close();
+    return response;
+  };
   for (let i = 0; i < 2; i++) await (await request()).text();
   const times: number[] = [];
   for (let i = 0; i < RUNS; i++) {

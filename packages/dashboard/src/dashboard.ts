@@ -7,7 +7,7 @@ import { UPLOT_CSS, UPLOT_JS } from "./generated/uplot.js";
 import { html } from "./html.js";
 import { type PageContext, messagePage } from "./layout.js";
 import { LiveFeed } from "./live.js";
-import { locksPage, periodicPage, workersPage } from "./ops-pages.js";
+import { locksPage, parseLocksCursor, periodicPage, workersPage } from "./ops-pages.js";
 import {
   ACTIONS,
   BULK_ACTIONS,
@@ -17,6 +17,7 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from "./options.js";
+import { OverviewCache } from "./overview.js";
 import { bulkNotice, jobPage, jobsPage, overviewPage } from "./pages.js";
 import {
   CSRF_FIELD,
@@ -49,6 +50,10 @@ const KEEPALIVE_MS = 15_000;
 const PAGE_ID_RANGE = 100_000;
 /** The id ranges one page reads at most (filters other than text in args). */
 const PAGE_RANGES = 4;
+/** Locks per page of the locks page. */
+const LOCKS_PAGE = 100;
+/** Queue names the jobs filter suggests (a datalist): enough for any real deployment's queues. */
+const QUEUE_SUGGESTIONS = 500;
 /** The ids one statement of a bulk action on a whole filter covers: no statement holds many row locks. */
 const BULK_ID_RANGE = 10_000;
 const DONE: Record<DashboardAction, string> = {
@@ -74,7 +79,9 @@ const ASSETS: Record<string, [string, string]> = {
 export function createDashboard(app: App, options: DashboardOptions = {}): Dashboard {
   const o = resolveOptions(options);
   const jobs = app.jobManager;
-  const live = new LiveFeed(app, o.pollInterval);
+  const overview = new OverviewCache(app);
+  // Whatever tells the watching pages to refresh also makes the next overview read again.
+  const live = new LiveFeed(app, o.pollInterval, () => overview.invalidate());
   const router = new Hono({ strict: false });
   const routes = o.basePath ? router.basePath(o.basePath) : router;
 
@@ -109,21 +116,16 @@ export function createDashboard(app: App, options: DashboardOptions = {}): Dashb
     });
   });
 
-  routes.get("/", async (c) => {
-    const [queues, throughput, workers, stalled] = await Promise.all([
-      jobs.queueSummary(3600),
-      jobs.throughputPerMinute(60),
-      jobs.listWorkers(),
-      jobs.getStalledJobs(),
-    ]);
-    return page(c, overviewPage(pageContext(c), { queues, throughput, workers, stalled: stalled.length }));
-  });
+  routes.get("/", async (c) => page(c, overviewPage(pageContext(c), await overview.get())));
 
   routes.get("/jobs", async (c) => {
     const filter = parseFilter((name) => c.req.query(name));
     const cursor = Number(c.req.query("before"));
     const before = Number.isSafeInteger(cursor) && cursor > 0 ? cursor : null;
-    const found = await findJobs(app, filter, before, o.pageSize);
+    const [found, queues] = await Promise.all([
+      findJobs(app, filter, before, o.pageSize),
+      jobs.listQueueNames(QUEUE_SUGGESTIONS),
+    ]);
     const done = c.req.query("done");
     return page(
       c,
@@ -131,6 +133,7 @@ export function createDashboard(app: App, options: DashboardOptions = {}): Dashb
         filter,
         ...found,
         before,
+        queues,
         notice: bulkNotice(done, Number(c.req.query("count"))),
       }),
     );
@@ -156,7 +159,20 @@ export function createDashboard(app: App, options: DashboardOptions = {}): Dashb
     page(c, periodicPage(pageContext(c), o.periodic, await jobs.listPeriodicTicks())),
   );
 
-  routes.get("/locks", async (c) => page(c, locksPage(pageContext(c), await jobs.listLockHolders(100))));
+  routes.get("/locks", async (c) => {
+    const after = parseLocksCursor(c.req.query("after"));
+    // One more than a page: whether there is a next one, without counting what follows.
+    const { total, locks } = await jobs.listLockHolders(LOCKS_PAGE + 1, after);
+    return page(
+      c,
+      locksPage(pageContext(c), {
+        total,
+        locks: locks.slice(0, LOCKS_PAGE),
+        after,
+        more: locks.length > LOCKS_PAGE,
+      }),
+    );
+  });
 
   routes.get("/events", (c) => {
     c.header("cache-control", "no-store");

@@ -15,6 +15,7 @@ const THROTTLE_MS = 200;
 export class LiveFeed {
   readonly #app: App;
   readonly #pollInterval: number;
+  readonly #onChange: () => void;
   readonly #subscribers = new Set<Subscriber>();
   #listener: Promise<Listener | null> | null = null;
   #poll: NodeJS.Timeout | null = null;
@@ -26,9 +27,11 @@ export class LiveFeed {
   #stopping: Promise<void> = Promise.resolve();
   #checking: Promise<void> = Promise.resolve();
 
-  constructor(app: App, pollInterval: number) {
+  /** `onChange` hears every change at once, before the throttle that paces the browsers. */
+  constructor(app: App, pollInterval: number, onChange: () => void) {
     this.#app = app;
     this.#pollInterval = pollInterval;
+    this.#onChange = onChange;
   }
 
   subscribe(subscriber: Subscriber): () => void {
@@ -41,6 +44,7 @@ export class LiveFeed {
 
   /** Something changed (a NOTIFY, a changed poll, an action done here): tell every subscriber soon. */
   changed(): void {
+    this.#onChange();
     if (this.#throttle) {
       this.#pending = true;
       return;

@@ -1,6 +1,6 @@
 // The workers, periodic tasks and locks pages, as functions of what the database (and, for
 // periodic tasks, the app's own schedules) said: no I/O here.
-import type { LockHolder, PeriodicTick, RunningJob, WorkerInfo } from "@proc/core";
+import type { LockHolder, LocksCursor, PeriodicTick, RunningJob, WorkerInfo } from "@proc/core";
 import { html } from "./html.js";
 import type { PeriodicSchedule } from "./options.js";
 import { ALIVE_SECONDS, type PageContext, ago, count, layout, muted, query, status, when } from "./layout.js";
@@ -95,12 +95,24 @@ ${unknown ? html`<p class="hint">Rows without a cron were deferred by a schedule
   return layout(ctx, "periodic", "Periodic tasks", body);
 }
 
-export function locksPage(ctx: PageContext, data: { total: number; locks: LockHolder[] }): string {
+/** The `after` query field of the locks page: the last lock of the previous page. */
+export function parseLocksCursor(text: string | undefined): LocksCursor | null {
+  const match = /^([hf])\.(\d{1,9})\.(.+)$/s.exec(text ?? "");
+  return match ? { held: match[1] === "h", waiting: Number(match[2]), name: match[3]! } : null;
+}
+
+const locksCursor = (l: LockHolder): string => `${l.holder ? "h" : "f"}.${l.waiting}.${l.name}`;
+
+export function locksPage(
+  ctx: PageContext,
+  data: { total: number; locks: LockHolder[]; after: LocksCursor | null; more: boolean },
+): string {
+  const last = data.locks.at(-1);
   const body = html`<h1>Locks</h1>
 <div id="locks" data-live>
 ${
   data.locks.length === 0
-    ? html`<p class="empty">No waiting or running job has a lock.</p>`
+    ? html`<p class="empty">${data.after ? "No more locks: the ones after this point were released." : "No waiting or running job has a lock."}</p>`
     : html`<table id="locks-table">
 <thead><tr><th>lock</th><th>held by</th><th>task</th><th class="num">worker</th><th>since</th><th class="num">waiting behind</th></tr></thead>
 <tbody>
@@ -117,7 +129,11 @@ ${
 </tbody>
 </table>`
 }
-${data.total > data.locks.length ? html`<p class="hint">${count(data.locks.length)} of ${count(data.total)} locks shown: held ones first, then those with the most jobs waiting.</p>` : ""}
+${data.total > 0 ? html`<p class="hint" id="locks-count">${count(data.total)} ${data.total === 1 ? "lock" : "locks"} in all, held ones first, then those with the most jobs waiting${data.after || data.more ? html`, ${count(data.locks.length)} on this page` : ""}.</p>` : ""}
+<div class="pager">
+${data.after ? html`<a href="${ctx.base}/locks" id="locks-first">« First</a>` : ""}
+${data.more && last ? html`<a href="${ctx.base}/locks${query({ after: locksCursor(last) })}" id="locks-next">Next »</a>` : ""}
+</div>
 </div>`;
   return layout(ctx, "locks", "Locks", body);
 }

@@ -130,6 +130,8 @@ export interface JobsView {
   /** Set when the bounded id range ran out before a page was full: the ids that were read. */
   searched: { from: number; below: number } | null;
   notice: Html | null;
+  /** Queue names to suggest in the filter (JobManager.listQueueNames). */
+  queues: string[];
 }
 
 const BULK: Array<{ value: BulkAction; label: string; scope: "selected" | "filter"; question: string }> = [
@@ -205,7 +207,7 @@ ${view.notice ?? ""}
 <label>status<select name="status"><option value="">any</option>${JOB_STATUSES.map(
     (s) => html`<option value="${s}"${filter.status === s ? html` selected` : ""}>${s}</option>`,
   )}</select></label>
-${input("queue", "queue", filter.queue)}${input("task", "task", filter.task)}${input("lock", "lock", filter.lock)}${input("queueing_lock", "queueing lock", filter.queueingLock)}
+${input("queue", "queue", filter.queue, html` list="queue-names"`)}<datalist id="queue-names">${view.queues.map((q) => html`<option value="${q}">`)}</datalist>${input("task", "task", filter.task)}${input("lock", "lock", filter.lock)}${input("queueing_lock", "queueing lock", filter.queueingLock)}
 ${input("worker", "worker id", params.worker ?? null, html` inputmode="numeric" size="6"`)}
 <label>created from (UTC)<input type="datetime-local" name="from" value="${timeInput(filter.from)}" step="1"></label>
 <label>created before (UTC)<input type="datetime-local" name="to" value="${timeInput(filter.to)}" step="1"></label>

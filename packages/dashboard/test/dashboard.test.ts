@@ -3,7 +3,7 @@
 // every action, read-only mode, and the live stream.
 import { type App, InvalidOptions } from "@proc/core";
 import { type TestApp, backends, createTestApp } from "@proc/fixtures";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Dashboard, createDashboard } from "../src/index.js";
 import { CONTENT_SECURITY_POLICY } from "../src/security.js";
 import { ORIGIN, XSS_ARGS, doingJob, failedJob, post, session } from "./helpers.js";
@@ -373,6 +373,86 @@ describe.each(backends())("@proc/dashboard on %s", (backend) => {
       "not given",
     );
     expect(() => dashboard({ periodic: [{}] as never })).toThrow(/periodic: an array of the handles/);
+  });
+
+  it("locks: keyset pages of 100, held first, each lock on exactly one page", async () => {
+    await doingJob(app, "sync", "default", "held:1");
+    // 204 free locks, lock-i with i % 3 jobs waiting behind it (the most waiting first).
+    await app.connector.query(
+      `INSERT INTO "${app.schema}".jobs (queue_name, task_name, lock, args)
+       SELECT 'default', 'sync', 'lock-' || lpad(i::text, 3, '0'), '{}'
+       FROM generate_series(1, 204) AS i, generate_series(0, 2) AS k WHERE k <= i % 3`,
+    );
+    const d = dashboard();
+    const seen: string[] = [];
+    let path = "/locks";
+    const pages: string[] = [];
+    for (let i = 0; i < 5 && path; i++) {
+      const page = await text(d, path);
+      pages.push(page);
+      seen.push(...[...page.matchAll(/<tr data-lock="([^"]+)">/g)].map((m) => m[1]!));
+      path = (/href="([^"]+)" id="locks-next"/.exec(page)?.[1] ?? "").replaceAll("&amp;", "&");
+    }
+    expect(pages).toHaveLength(3);
+    expect(seen).toHaveLength(205);
+    expect(new Set(seen).size).toBe(205);
+    expect(seen[0]).toBe("held:1");
+    // Then by most waiting (3, 2, 1), then by name.
+    expect(seen.slice(1, 4)).toEqual(["lock-002", "lock-005", "lock-008"]);
+    expect(seen.at(-1)).toBe("lock-204");
+    expect(pages[0]).toContain(
+      "205 locks in all, held ones first, then those with the most jobs waiting, 100 on this page.",
+    );
+    expect(pages[0]).not.toContain('id="locks-first"');
+    expect(pages[1]).toContain('<a href="/locks" id="locks-first">« First</a>');
+    expect(pages[2]).not.toContain('id="locks-next"');
+    // A cursor that is not one is the first page.
+    expect((await text(d, "/locks?after=nonsense")).match(/<tr data-lock=/g)).toHaveLength(100);
+  });
+
+  it("jobs: the queue filter suggests the queues that have jobs (a datalist)", async () => {
+    await app.configureTask("send_email", { allowUnknown: true, queue: "emails" }).defer({});
+    await failedJob(app, {}, undefined, "crunch");
+    await doingJob(app, "report", "reports");
+    const page = await text(dashboard(), "/jobs");
+    expect(page).toContain('<input name="queue" value="" autocomplete="off" list="queue-names">');
+    const names = [
+      ...(/<datalist id="queue-names">(.*?)<\/datalist>/s.exec(page)?.[1] ?? "").matchAll(
+        /<option value="([^"]+)">/g,
+      ),
+    ].map((m) => m[1]);
+    expect(names).toContain("emails");
+    expect(names).toContain("reports");
+    expect(names.some((n) => n?.startsWith("q-"))).toBe(true);
+    expect(names).toEqual([...names].sort());
+  });
+
+  it("overview: read once per change of the activity signature, not once per request", async () => {
+    await app.configureTask("send_email", { allowUnknown: true, queue: "emails" }).defer({});
+    const d = dashboard({ actions: true, token: TOKEN });
+    const todo = (page: string) =>
+      /<tr data-queue="emails">.*?data-status="todo">(.*?)<\/td>/s.exec(page)?.[1];
+    expect(todo(await text(d, "/"))).toContain(">1</a>");
+    const query = vi.spyOn(app.connector, "query");
+    try {
+      // Nothing changed: only the signature is read.
+      expect(todo(await text(d, "/"))).toContain(">1</a>");
+      expect(query).toHaveBeenCalledTimes(1);
+      // A defer moves the signature: read again.
+      const id = await app.configureTask("send_email", { allowUnknown: true, queue: "emails" }).defer({});
+      query.mockClear();
+      expect(todo(await text(d, "/"))).toContain(">2</a>");
+      expect(query.mock.calls.length).toBeGreaterThan(1);
+      // An action taken here reads again at once, whatever the signature says.
+      const { cookie, csrf } = await session(d, `/jobs/${id}`);
+      const cancelled = await d(
+        post(`/jobs/${id}/actions`, { csrf, action: "cancel", token: TOKEN }, { cookie }),
+      );
+      expect(cancelled.status).toBe(303);
+      expect(todo(await text(d, "/"))).toContain(">1</a>");
+    } finally {
+      query.mockRestore();
+    }
   });
 
   it("bulk actions on the selected jobs or a whole filter, guarded like the others", async () => {

@@ -11,10 +11,18 @@ CREATE INDEX jobs_unsuccessful_idx ON {{schema}}.jobs (queue_name, status)
 -- Per queue: waiting (todo; ready ones among them) and running (doing) jobs, when the oldest
 -- ready job became ready, the failed, cancelled and aborted jobs kept, the jobs that succeeded
 -- and failed in the last p_recent_seconds, and when the queue was paused. Each part reads one
--- partial index (jobs_fetch_idx, jobs_worker_id_idx, jobs_unsuccessful_idx,
--- jobs_finished_at_idx), so no succeeded job but the recent ones is read. Without parallel
--- workers: they cost more to start than they save on these few hundred thousand index entries
--- (measured with 100,000 waiting jobs: 32 ms alone, 75 ms with two workers).
+-- partial index (jobs_queue_fetch_idx, jobs_scheduled_at_idx, jobs_worker_id_idx,
+-- jobs_unsuccessful_idx, jobs_finished_at_idx), so no succeeded job but the recent ones is read.
+-- Waiting jobs, the dominant cost, are counted without reading their rows: an index-only scan
+-- of jobs_queue_fetch_idx counts them per (queue, priority); only the scheduled ones are read
+-- (jobs_scheduled_at_idx) to tell those that cannot start yet and the oldest scheduled ready
+-- one; and the oldest unscheduled one of each (queue, priority) is the first by id there (ids
+-- grow with created_at), read only where the group has some. Measured with 100,000 waiting
+-- jobs (10,000 scheduled): 19 ms instead of 26 ms for one aggregate over every waiting row.
+-- The index-only scan skips the rows of pages the visibility map marks all-visible (vacuum
+-- sets it; a fresh burst of defers is read from the table until autovacuum passes). Without
+-- parallel workers: they cost more to start than they save on these few hundred thousand
+-- index entries (measured: 32 ms alone, 75 ms with two workers).
 CREATE FUNCTION {{schema}}.queue_summary_v1(p_recent_seconds double precision)
 RETURNS TABLE (queue text, todo integer, ready integer, doing integer, oldest_ready_at timestamptz,
                failed integer, cancelled integer, aborted integer, recent_succeeded integer,
@@ -23,13 +31,29 @@ LANGUAGE sql
 STABLE
 SET max_parallel_workers_per_gather = 0
 AS $$
-  WITH todo AS (
-    SELECT j.queue_name, count(*)::integer AS todo,
-           count(*) FILTER (WHERE j.scheduled_at IS NULL OR j.scheduled_at <= now())::integer AS ready,
-           min(coalesce(j.scheduled_at, j.created_at))
-             FILTER (WHERE j.scheduled_at IS NULL OR j.scheduled_at <= now()) AS oldest_ready_at
+  WITH waiting AS (
+    SELECT j.queue_name, j.priority, count(*)::integer AS todo
     FROM {{schema}}.jobs j WHERE j.status = 'todo'
-    GROUP BY j.queue_name
+    GROUP BY j.queue_name, j.priority
+  ), scheduled AS (
+    SELECT j.queue_name, j.priority, count(*)::integer AS scheduled,
+           count(*) FILTER (WHERE j.scheduled_at > now())::integer AS later,
+           min(j.scheduled_at) FILTER (WHERE j.scheduled_at <= now()) AS oldest_ready_at
+    FROM {{schema}}.jobs j WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+    GROUP BY j.queue_name, j.priority
+  ), todo AS (
+    SELECT w.queue_name, sum(w.todo)::integer AS todo,
+           sum(w.todo - coalesce(s.later, 0))::integer AS ready,
+           min(least(s.oldest_ready_at, f.created_at)) AS oldest_ready_at
+    FROM waiting w
+    LEFT JOIN scheduled s ON s.queue_name = w.queue_name AND s.priority = w.priority
+    LEFT JOIN LATERAL (
+      SELECT j.created_at FROM {{schema}}.jobs j
+      WHERE j.status = 'todo' AND j.queue_name = w.queue_name AND j.priority = w.priority
+        AND j.scheduled_at IS NULL AND w.todo > coalesce(s.scheduled, 0)
+      ORDER BY j.id LIMIT 1
+    ) f ON true
+    GROUP BY w.queue_name
   ), doing AS (
     SELECT j.queue_name, count(*)::integer AS doing
     FROM {{schema}}.jobs j WHERE j.status = 'doing'
