@@ -28,12 +28,19 @@ FROM {{schema}}.defer_jobs_v5($1::text[], $2::text[], $3::integer[], $4::text[],
 
 -- name: fetch_jobs
 -- Claim up to $3 ready jobs of queues $2 (NULL = all) for worker $1, of which jobs with a
--- limit only as many as $4 (what it can start soon), each a new run, as one JSON array of FetchedJobRow
--- (NULL when none; a last element with a NULL id says what flow control held back): the
--- driver then parses one document instead of a row of 14 text fields per job (measured:
--- 2 µs less worker CPU per job). As text, parsed by JobManager, so that the worker knows
--- the claim's size and can bound the memory its prefetched jobs hold (prefetchBytes).
-SELECT json_agg(f)::text AS jobs FROM {{schema}}.fetch_jobs_v4($1::bigint, $2::text[], $3::integer, $4::integer) f;
+-- limit only as many as $4 (what it can start soon), each a new run, as one JSON array
+-- holding an array of values per job (FetchedJobRow; NULL when none; a last element with a
+-- NULL id says what flow control held back). One document rather than a row of 17 text
+-- fields per job: 2 µs less worker CPU per job. Arrays rather than objects (json_agg(f)):
+-- the database builds them for 1.3 µs a job instead of 4.1, and the worker decodes and
+-- parses half the text (measured over 500 jobs). As text, parsed by JobManager, so that
+-- the worker knows the claim's size and can bound what its prefetched jobs hold
+-- (prefetchBytes).
+SELECT json_agg(json_build_array(
+         f.id, f.queue_name, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.attempts, f.run,
+         f.stalled_count, f.error, f.events, f.scheduled_at_ms, f.created_at_ms, f.started_at_ms, f.headers,
+         f.flow))::text AS jobs
+FROM {{schema}}.fetch_jobs_v4($1::bigint, $2::text[], $3::integer, $4::integer) f;
 
 -- name: complete_jobs
 -- Mark runs ($1 ids, $2 runs) succeeded (or delete them with $4) with their results

@@ -319,7 +319,7 @@ export class JobManager {
       const rows: FetchedJobRow[] = text === null ? [] : JSON.parse(text);
       // The last row has a NULL id when there is something to tell (fetch_jobs_v4).
       const last = rows[rows.length - 1];
-      const info = last && last.id === null ? (rows.pop()!.flow as ClaimInfo) : null;
+      const info = last && last[0] === null ? (rows.pop()![16] as unknown as ClaimInfo) : null;
       return {
         jobs: rows.map((job) => fetchedJobFromRow(job, workerId)),
         held: info?.held ?? false,

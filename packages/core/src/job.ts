@@ -167,71 +167,80 @@ export function jobFromRow(row: JobRow): Job {
   return job;
 }
 
-/** A row of fetch_jobs_v4: what a worker does not know yet about a job it has just claimed. */
-export interface FetchedJobRow {
-  id: string | number;
-  queue_name: string;
-  task_name: string;
-  priority: number;
-  lock: string | null;
-  queueing_lock: string | null;
-  args: unknown;
-  attempts: number;
-  run: number;
-  stalled_count: number;
-  error: unknown;
-  events: unknown;
-  scheduled_at_ms: number | null;
-  created_at_ms: number;
-  started_at_ms: number;
-  headers: unknown;
-  /** The job's limits (fetch_jobs_v4), or null when it has none. */
-  flow: {
-    concurrency_key?: string;
-    concurrency_limit?: number;
-    rate_key?: string;
-    rate_max?: number;
-    rate_per_ms?: number;
-    expire_at_ms?: number;
-  } | null;
+/**
+ * A row of fetch_jobs_v4, as the fetch_jobs query sends it: what a worker does not know
+ * yet about a job it has just claimed, as one JSON array of values in this order (the
+ * column names are not repeated for every job).
+ */
+export type FetchedJobRow = [
+  id: number | null,
+  queue: string,
+  task: string,
+  priority: number,
+  lock: string | null,
+  queueingLock: string | null,
+  args: JsonObject,
+  attempts: number,
+  run: number,
+  stalledCount: number,
+  error: JobError | null,
+  events: unknown,
+  scheduledAtMs: number | null,
+  createdAtMs: number,
+  startedAtMs: number,
+  headers: JobHeaders | null,
+  /** The job's limits, or null when it has none; on the last row (id null), ClaimInfo. */
+  flow: FetchedJobFlow | null,
+];
+
+/** A claimed job's limits (the "flow" column of fetch_jobs_v4). */
+interface FetchedJobFlow {
+  concurrency_key?: string;
+  concurrency_limit?: number;
+  rate_key?: string;
+  rate_max?: number;
+  rate_per_ms?: number;
+  expire_at_ms?: number;
 }
 
 /** The Job a fetch claimed for `workerId`: doing on that worker, not finished. */
 export function fetchedJobFromRow(row: FetchedJobRow, workerId: number): Job {
+  const [id, queue, task, priority, lock, queueingLock, args, attempts, run, stalledCount, error] = row;
+  const scheduledAtMs = row[12];
   const job: Job = {
-    id: Number(row.id),
-    queue: row.queue_name,
-    task: row.task_name,
-    priority: row.priority,
-    lock: row.lock,
-    queueingLock: row.queueing_lock,
-    args: row.args as JsonObject,
+    id: id!,
+    queue,
+    task,
+    priority,
+    lock,
+    queueingLock,
+    args,
     status: "doing",
-    scheduledAt: row.scheduled_at_ms === null ? null : new Date(row.scheduled_at_ms),
-    attempts: row.attempts,
-    run: row.run,
-    stalledCount: row.stalled_count,
+    scheduledAt: scheduledAtMs === null ? null : new Date(scheduledAtMs),
+    attempts,
+    run,
+    stalledCount,
     workerId,
     abortRequested: false,
     result: null,
-    error: (row.error as JobError | null) ?? null,
+    error,
     events: [],
-    createdAt: new Date(row.created_at_ms),
-    startedAt: new Date(row.started_at_ms),
+    createdAt: new Date(row[13]),
+    startedAt: new Date(row[14]),
     finishedAt: null,
-    headers: (row.headers as JobHeaders | null) ?? null,
+    headers: row[15],
     concurrencyKey: null,
     concurrencyLimit: null,
     rateLimit: null,
     expireAt: null,
   };
-  const flow = row.flow;
+  const flow = row[16];
   if (flow) {
     job.concurrencyKey = flow.concurrency_key ?? null;
     job.concurrencyLimit = flow.concurrency_limit ?? null;
     if (flow.rate_key) job.rateLimit = { key: flow.rate_key, max: flow.rate_max!, per: flow.rate_per_ms! };
     if (flow.expire_at_ms !== undefined) job.expireAt = new Date(flow.expire_at_ms);
   }
-  job.events = historyOf(row.events, job);
+  job.events = historyOf(row[11], job);
   return job;
 }
