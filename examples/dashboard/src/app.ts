@@ -21,8 +21,8 @@ export const sendReceipt = app.task(
   async ({ to }: { to: string }) => ({ sentTo: to }),
 );
 
-/** Runs every minute; its handle goes to the dashboard, which shows its cron and next tick. */
-export const nightlyReport = app.periodic(
+/** Runs every minute; the dashboard shows its cron and next tick. */
+app.periodic(
   { cron: "* * * * *", timezone: "Europe/Paris" },
   app.task({ name: "usage_report", queue: "reports" }, async ({ timestamp }: { timestamp: number }) => ({
     tick: timestamp,

@@ -2,7 +2,7 @@
 // actions on behind a token (the host's own auth could do it instead: `authorize`).
 import { createDashboard } from "@proc/dashboard";
 import { Hono } from "hono";
-import { app, chargeCard, nightlyReport, sendReceipt } from "./app.js";
+import { app, chargeCard, sendReceipt } from "./app.js";
 
 export const DASHBOARD_TOKEN = process.env.PROC_DASHBOARD_TOKEN ?? "example-dashboard-token-0123";
 
@@ -10,7 +10,6 @@ export const dashboard = createDashboard(app, {
   basePath: "/admin/jobs",
   actions: true,
   token: DASHBOARD_TOKEN,
-  periodic: [nightlyReport],
 });
 
 export const api = new Hono();

@@ -23,14 +23,8 @@ export function isApp(value: unknown): value is App {
   );
 }
 
-/** What the user's module gave: its app and everything it exports (for what else it holds). */
-export interface LoadedApp {
-  app: App;
-  exports: Record<string, unknown>;
-}
-
-/** Import the user's module (a file path, relative to `cwd`) and return its app and exports. */
-export async function loadApp(specifier: string, cwd: string): Promise<LoadedApp> {
+/** Import the user's module (a file path, relative to `cwd`) and return its app. */
+export async function loadApp(specifier: string, cwd: string): Promise<App> {
   const path = resolve(cwd, specifier);
   if (!existsSync(path))
     throw new CliError(
@@ -55,7 +49,7 @@ export async function loadApp(specifier: string, cwd: string): Promise<LoadedApp
       { cause: error },
     );
   }
-  return { app: pickApp(namespace, specifier), exports: namespace };
+  return pickApp(namespace, specifier);
 }
 
 function pickApp(namespace: Record<string, unknown>, specifier: string): App {

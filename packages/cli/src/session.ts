@@ -26,7 +26,6 @@ export class Session {
   #app: App | null = null;
   #opened = false;
   #fromModule = false;
-  #moduleExports: Readonly<Record<string, unknown>> = {};
 
   constructor(init: {
     command: readonly string[];
@@ -54,18 +53,11 @@ export class Session {
     return this.#fromModule;
   }
 
-  /** What the user's module exports beside its app (empty without --app). */
-  get moduleExports(): Readonly<Record<string, unknown>> {
-    return this.#moduleExports;
-  }
-
   async app(need: AppNeed): Promise<App> {
     if (this.#app) return this.#app;
     const module = this.values.string("app");
     if (module) {
-      const loaded = await loadApp(module, this.cwd);
-      this.#app = loaded.app;
-      this.#moduleExports = loaded.exports;
+      this.#app = await loadApp(module, this.cwd);
       this.#fromModule = true;
       return this.#app;
     }

@@ -435,8 +435,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       "Read-only and bound to 127.0.0.1 unless told otherwise. With --actions, every action needs " +
       "the token (typed in the page, or sent as Authorization: Bearer) and comes from the dashboard's " +
       "own pages (CSRF token, same-origin check). With --app, the periodic tasks page shows the cron, " +
-      "time zone and next tick of the schedules whose handles (what app.periodic() returns) the module " +
-      "exports. Needs @proc/dashboard.",
+      "time zone and next tick of the app's schedules. Needs @proc/dashboard.",
   },
   {
     path: ["healthcheck"],

@@ -10,6 +10,7 @@ import { LiveFeed } from "./live.js";
 import { locksPage, parseLocksCursor, periodicPage, workersPage } from "./ops-pages.js";
 import {
   ACTIONS,
+  appSchedules,
   BULK_ACTIONS,
   type BulkAction,
   type DashboardAction,
@@ -156,7 +157,7 @@ export function createDashboard(app: App, options: DashboardOptions = {}): Dashb
   });
 
   routes.get("/periodic", async (c) =>
-    page(c, periodicPage(pageContext(c), o.periodic, await jobs.listPeriodicTicks())),
+    page(c, periodicPage(pageContext(c), o.periodic ?? appSchedules(app), await jobs.listPeriodicTicks())),
   );
 
   routes.get("/locks", async (c) => {

@@ -62,10 +62,11 @@ export interface DashboardOptions {
    */
   pollInterval?: number;
   /**
-   * The app's periodic schedules (the handles `app.periodic()` returns), for the periodic
-   * tasks page to show their cron, time zone and next tick. Without them it still lists every
-   * schedule the database has deferred a job for, with its last tick and job.
-   * @defaultValue []
+   * The periodic schedules to show (the handles `app.periodic()` returns), with their cron,
+   * time zone and next tick. By default, every schedule of the app's scheduler
+   * (@proc/scheduler), read at each request. The page also lists every schedule the database
+   * has deferred a job for, with its last tick and job.
+   * @defaultValue the app's schedules
    */
   periodic?: readonly PeriodicSchedule[];
 }
@@ -78,7 +79,8 @@ export interface ResolvedOptions {
   secret: Buffer;
   pageSize: number;
   pollInterval: number;
-  periodic: readonly PeriodicSchedule[];
+  /** null: the app's own, read at each request (appSchedules). */
+  periodic: readonly PeriodicSchedule[] | null;
 }
 
 /** Every bad option reported in one InvalidOptions. */
@@ -103,10 +105,11 @@ export function resolveOptions(options: DashboardOptions = {}): ResolvedOptions 
   const pollInterval = options.pollInterval ?? 1000;
   if (!Number.isFinite(pollInterval) || pollInterval < 100 || pollInterval > 2_147_483_647)
     problems.push(`pollInterval: milliseconds, at least 100, got ${pollInterval}`);
-  const periodic = options.periodic ?? [];
+  const periodic = options.periodic ?? null;
   if (
-    !Array.isArray(periodic) ||
-    periodic.some((p) => typeof p?.taskName !== "string" || typeof p?.nextTick !== "function")
+    periodic !== null &&
+    (!Array.isArray(periodic) ||
+      periodic.some((p) => typeof p?.taskName !== "string" || typeof p?.nextTick !== "function"))
   )
     problems.push("periodic: an array of the handles app.periodic() returns");
   if (problems.length) throw new InvalidOptions("createDashboard", problems);
@@ -120,4 +123,14 @@ export function resolveOptions(options: DashboardOptions = {}): ResolvedOptions 
     pollInterval,
     periodic,
   };
+}
+
+/**
+ * The schedules of the app's scheduler: `app.use(scheduler())` (@proc/scheduler) adds
+ * `periodicSchedules()` to the app. Looked up by shape, so that the dashboard needs no
+ * dependency on the scheduler; none without it.
+ */
+export function appSchedules(app: object): readonly PeriodicSchedule[] {
+  const list = (app as { periodicSchedules?: () => readonly PeriodicSchedule[] }).periodicSchedules;
+  return typeof list === "function" ? list.call(app) : [];
 }

@@ -91,6 +91,8 @@ export interface SchedulerExtension {
     options: PeriodicOptions<Args> & PeriodicArgsOption<Args>,
     task: Task<Args, unknown> & AcceptsTimestamp<Args>,
   ): PeriodicHandle;
+  /** Every schedule added with `periodic()`, in order (the dashboard's periodic tasks page reads them). */
+  periodicSchedules(): readonly PeriodicHandle[];
 }
 
 const DEFAULTS = { maxSleep: 5_000, maxDelay: 600_000 } as const;
@@ -134,6 +136,7 @@ export function scheduler(options: SchedulerOptions = {}): Plugin<SchedulerExten
           o: PeriodicOptions<Args> & PeriodicArgsOption<Args>,
           task: Task<Args, unknown> & AcceptsTimestamp<Args>,
         ) => registry.add(o, task),
+        periodicSchedules: () => registry.handles(),
       };
     },
   };
@@ -166,6 +169,10 @@ class Scheduler {
     this.#app = app;
     this.#maxSleep = options.maxSleep;
     this.#maxDelay = options.maxDelay;
+  }
+
+  handles(): readonly PeriodicHandle[] {
+    return this.#schedules.map((s) => s.handle);
   }
 
   add<Args>(options: PeriodicOptions<Args>, task: Task<Args, unknown>): PeriodicHandle {

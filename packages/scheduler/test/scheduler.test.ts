@@ -38,6 +38,8 @@ describe("registration", () => {
     });
     expect(handle.nextTick(new Date("2024-07-15T00:00:00Z")).toISOString()).toBe("2024-07-15T07:00:00.000Z");
     expect(app.workerServices.map((s) => s.name)).toEqual(["scheduler"]);
+    const weekly = app.periodic({ cron: "0 9 * * 1", periodicId: "weekly" }, task);
+    expect(app.periodicSchedules()).toEqual([handle, weekly]);
   });
 
   it("rejects an invalid cron expression, quoting it", () => {

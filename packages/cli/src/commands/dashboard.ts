@@ -1,46 +1,9 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { DashboardOptions } from "@proc/dashboard";
 import { UsageError } from "../errors.js";
 import { importOptional } from "../load-app.js";
 import type { Session } from "../session.js";
 import { portOf } from "./metrics.js";
-
-type PeriodicSchedule = NonNullable<DashboardOptions["periodic"]>[number];
-
-/**
- * Only the app's code knows its schedules' cron expressions: the handles `app.periodic()`
- * returns, which the module exports (one by one, in an array or in an object). They are
- * recognised by shape, as the app is (the module may hold its own copy of @proc/scheduler, and
- * neither the CLI nor the dashboard depends on it), so that the periodic tasks page shows
- * what `createDashboard(app, { periodic })` would.
- */
-export function periodicHandles(exports: Readonly<Record<string, unknown>>): PeriodicSchedule[] {
-  const found = new Set<PeriodicSchedule>();
-  const visit = (value: unknown, depth: number) => {
-    if (isPeriodicHandle(value)) found.add(value);
-    else if (Array.isArray(value)) for (const item of value) visit(item, depth);
-    // The default export of a CommonJS module (or an object of handles): one level down.
-    else if (depth === 0 && value !== null && typeof value === "object" && !isPromiseLike(value))
-      for (const item of Object.values(value)) visit(item, depth + 1);
-  };
-  for (const value of Object.values(exports)) visit(value, 0);
-  return [...found];
-}
-
-function isPeriodicHandle(value: unknown): value is PeriodicSchedule {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.taskName === "string" &&
-    typeof v.periodicId === "string" &&
-    typeof v.cron === "string" &&
-    typeof v.timezone === "string" &&
-    typeof v.nextTick === "function"
-  );
-}
-
-const isPromiseLike = (value: object) => typeof (value as { then?: unknown }).then === "function";
 
 /** `proc dashboard`: the web dashboard until SIGINT/SIGTERM; 127.0.0.1 and read-only unless told. */
 export async function dashboardCommand(s: Session): Promise<number> {
@@ -61,12 +24,7 @@ export async function dashboardCommand(s: Session): Promise<number> {
   const app = await s.open("database");
   let dashboard: ReturnType<typeof createDashboard>;
   try {
-    dashboard = createDashboard(app, {
-      basePath,
-      actions,
-      ...(token ? { token } : {}),
-      periodic: periodicHandles(s.moduleExports),
-    });
+    dashboard = createDashboard(app, { basePath, actions, ...(token ? { token } : {}) });
   } catch (error) {
     throw new UsageError((error as Error).message, s.command);
   }
