@@ -42,6 +42,7 @@ const sidebar: DefaultTheme.SidebarItem[] = [
       { text: "Stalled jobs", link: "/guide/stalled-jobs" },
       { text: "Deploying workers", link: "/guide/deploying-workers" },
       { text: "PgBouncer", link: "/guide/pgbouncer" },
+      { text: "Scaling", link: "/guide/scaling" },
       { text: "Operating the queue", link: "/guide/operating" },
       { text: "Dashboard", link: "/guide/dashboard" },
       { text: "Benchmarks", link: "/guide/benchmarks" },
