@@ -224,7 +224,7 @@ export class Deferrer<Args> {
       );
     const flow = flowOf(this.options, this.taskName);
     for (const [i, args] of argsList.entries()) {
-      assertJsonArgs(args, argsList.length > 1 ? `args[${i}]` : "args");
+      assertJsonArgs(args, argsList.length > 1 ? i : "args");
       if (this.#schema) {
         const checked = await runSchema(this.#schema, args);
         if (!checked.ok)

@@ -8,65 +8,86 @@ import type { JsonObject } from "./json.js";
  * strings containing NUL or lone surrogates (jsonb refuses both). Properties whose
  * value is undefined are allowed: JSON drops them, as callers expect.
  */
-export function assertJsonArgs(value: unknown, what = "args"): asserts value is JsonObject {
+export function assertJsonArgs(value: unknown, what: string | number = "args"): asserts value is JsonObject {
   if (typeof value !== "object" || value === null || Array.isArray(value) || !isPlainObject(value)) {
     throw new InvalidArgs(
-      `${what} must be a plain JSON object (got ${describeValue(value)}); wrap other values in an object`,
+      `${rootName(what)} must be a plain JSON object (got ${describeValue(value)}); wrap other values in an object`,
     );
   }
   const problem = jsonProblem(value, what);
   if (problem) throw new InvalidArgs(`${problem}; nothing was deferred`, [problem]);
 }
 
+/** A root's name in messages: a name, or the index of one job's args in a batch. */
+const rootName = (what: string | number) => (typeof what === "number" ? `args[${what}]` : what);
+
 /**
  * The first reason `value` would not survive a round trip into jsonb, as
  * "path: problem", or null when it is fine. Used for args and for task results.
+ *
+ * It runs on every job deferred, so the path is kept as a stack of keys and indexes and
+ * spelled out only for a problem (building "args.a.b" for every value cost more than the
+ * rest of a batch defer), and cycles are found among the ancestors, a short array.
  */
-export function jsonProblem(value: unknown, what = "value"): string | null {
-  const seen = new Set<object>();
-  const walk = (v: unknown, path: string, inArray: boolean): string | null => {
+export function jsonProblem(value: unknown, what: string | number = "value"): string | null {
+  const path: Array<string | number> = [];
+  const ancestors: object[] = [];
+  const at = () => {
+    let text = rootName(what);
+    for (const step of path) text += typeof step === "number" ? `[${step}]` : `.${step}`;
+    return text;
+  };
+  const walk = (v: unknown, inArray: boolean): string | null => {
     switch (typeof v) {
-      case "string":
-        return stringProblem(v, path);
+      case "string": {
+        const problem = stringProblem(v);
+        return problem && `${at()}: ${problem}`;
+      }
       case "boolean":
         return null;
       case "number":
-        return Number.isFinite(v) ? null : `${path}: ${v} is not representable in JSON`;
+        return Number.isFinite(v) ? null : `${at()}: ${v} is not representable in JSON`;
       case "undefined":
-        return inArray ? `${path}: undefined inside an array becomes null in JSON; use null` : null;
+        return inArray ? `${at()}: undefined inside an array becomes null in JSON; use null` : null;
       case "object": {
         if (v === null) return null;
-        if (seen.has(v)) return `${path}: circular reference`;
-        seen.add(v);
+        if (ancestors.includes(v)) return `${at()}: circular reference`;
         let problem: string | null = null;
+        ancestors.push(v);
         if (Array.isArray(v)) {
-          for (const [i, item] of v.entries()) {
-            problem = walk(item, `${path}[${i}]`, true);
-            if (problem) break;
+          for (let i = 0; i < v.length && !problem; i++) {
+            path.push(i);
+            problem = walk(v[i], true);
+            path.pop();
           }
         } else if (!isPlainObject(v)) {
-          problem = `${path}: ${describeValue(v)} is not plain JSON; convert it (e.g. date.toISOString())`;
+          problem = `${at()}: ${describeValue(v)} is not plain JSON; convert it (e.g. date.toISOString())`;
         } else {
           for (const key of Object.keys(v)) {
-            problem =
-              stringProblem(key, `${path} key ${JSON.stringify(key)}`) ??
-              walk((v as Record<string, unknown>)[key], `${path}.${key}`, false);
+            const keyProblem = stringProblem(key);
+            if (keyProblem) {
+              problem = `${at()} key ${JSON.stringify(key)}: ${keyProblem}`;
+              break;
+            }
+            path.push(key);
+            problem = walk((v as Record<string, unknown>)[key], false);
+            path.pop();
             if (problem) break;
           }
         }
-        seen.delete(v);
+        ancestors.pop();
         return problem;
       }
       default:
-        return `${path}: ${typeof v} is not representable in JSON`;
+        return `${at()}: ${typeof v} is not representable in JSON`;
     }
   };
-  return walk(value, what, false);
+  return walk(value, false);
 }
 
-function stringProblem(s: string, path: string): string | null {
-  if (s.includes("\u0000")) return `${path}: contains a NUL character (\\u0000), which Postgres cannot store`;
-  if (!s.isWellFormed()) return `${path}: contains a lone UTF-16 surrogate, which Postgres cannot store`;
+function stringProblem(s: string): string | null {
+  if (s.includes("\u0000")) return "contains a NUL character (\\u0000), which Postgres cannot store";
+  if (!s.isWellFormed()) return "contains a lone UTF-16 surrogate, which Postgres cannot store";
   return null;
 }
 
