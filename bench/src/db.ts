@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import pg from "pg";
 
 /**
@@ -89,6 +90,51 @@ export class Admin {
       clearInterval(timer);
       await sampling;
       return peak;
+    };
+  }
+
+  /**
+   * The CPU time of `database`'s server processes (every client backend: the system's
+   * producer and worker connections), sampled every `intervalMs` from
+   * /proc/<pid>/schedstat until the returned function is called, which resolves with the
+   * total in microseconds; null where the server's processes cannot be read (a server on
+   * another host). A backend's time counts from its first sample to its last: one that
+   * both starts and ends between two samples is missed.
+   */
+  monitorCpu(database: string, intervalMs = 100): () => Promise<number | null> {
+    const first = new Map<number, number>();
+    const last = new Map<number, number>();
+    let readable = true;
+    const sample = async () => {
+      const { rows } = await this.#client.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'`,
+        [database],
+      );
+      for (const { pid } of rows) {
+        let ns: number;
+        try {
+          ns = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+        } catch {
+          // Gone since the query, or not on this host: the latter shows as no pid ever read.
+          continue;
+        }
+        if (!first.has(pid)) first.set(pid, ns);
+        last.set(pid, ns);
+      }
+      if (rows.length > 0 && first.size === 0) readable = false;
+    };
+    let sampling = sample();
+    const timer = setInterval(() => {
+      sampling = sampling.then(sample);
+    }, intervalMs);
+    return async () => {
+      clearInterval(timer);
+      await sampling;
+      await sample();
+      if (!readable || first.size === 0) return null;
+      let total = 0;
+      for (const [pid, ns] of last) total += ns - first.get(pid)!;
+      return total / 1000;
     };
   }
 
